@@ -1,0 +1,63 @@
+# One entry point for everything a newcomer or CI runs. Each target sets up what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+STACK ?= dev
+export BENTOML_HOME ?= $(HOME)/bentoml
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: venv serve test lint format bento import-model plan cost image-test lock clean
+
+# The virtualenv is rebuilt whenever a requirements file changes.
+$(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt -c requirements/constraints.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## serve: run the moderation API locally on $(PORT), auth disabled, offline default model.
+serve: venv
+	$(PY) -m service.store ensure-default
+	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1)."
+	MODERATION_AUTH_DISABLED=1 $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+
+## test: lint, format check and the whole test suite.
+test: venv lint
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## bento: build a versioned Bento offline; the last line printed is its tag.
+bento: venv
+	$(PY) -m service.store ensure-default
+	$(PY) -m service.build_bento
+
+## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
+import-model: venv
+	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
+
+## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json.
+plan: venv
+	$(PY) -m infra.plan --stack $(STACK)
+
+## cost: estimate the monthly cost of build/plan/$(STACK).json.
+cost: plan
+	$(PY) -m infra.cost --stack $(STACK)
+
+## lock: refresh requirements/constraints.txt from the current virtualenv.
+lock: venv
+	{ echo "# Full resolved set, used as pip constraints so every machine gets the same versions."; \
+	  echo "# Regenerate: make lock"; $(VENV)/bin/pip freeze; } > requirements/constraints.txt
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
