@@ -1,0 +1,1 @@
+"""Monitoring, centralized logging, alerting and cost controls for the moderation service."""

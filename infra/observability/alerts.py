@@ -1,0 +1,452 @@
+"""Alerting: notification channels, the public uptime check, SLOs with burn-rate alerts, and the
+symptom alerts (errors, latency, crash loops, autoscaler at its ceiling, Cloud Armor denials).
+
+Each policy carries its runbook (`documentation`), the same text README "Logs, dashboards and
+alerts" summarises, so whoever is paged reads what to do in the notification itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.observability import metrics as m
+from infra.observability.settings import NotificationChannelConfig, ObservabilityConfig, Severity
+
+MODERATION_ENDPOINT = "/v1/moderations"
+SERVER_ERROR_FILTER = 'metric.label.status_code=monitoring.regex.full_match("5..")'
+SECRET_LABEL = {"pagerduty": "service_key", "slack": "auth_token"}
+"""The one sensitive label of each channel type that has one."""
+
+# Multi-window burn-rate alerts (Google SRE workbook, chapter 5): page when 2% of a 30-day error
+# budget burns in an hour, open a ticket when 5% burns in six hours; the short window makes the
+# alert stop soon after the burn stops.
+BURN_RATE_WINDOWS: tuple[tuple[Severity, str, str, float], ...] = (
+    ("CRITICAL", "3600s", "300s", 14.4),
+    ("WARNING", "21600s", "1800s", 6.0),
+)
+
+
+@dataclass(frozen=True)
+class AlertingArgs:
+    project: str
+    labels: Mapping[str, str]
+    cluster_name: str
+    namespace: str
+    hpa_name: str
+    public_host: str
+    """Host name of the public HTTPS endpoint; the uptime check calls https://<host>/readyz."""
+    settings: ObservabilityConfig
+    channel_secrets: Mapping[str, pulumi.Input[str]]
+    """Secret per `secretConfigKey` (PagerDuty/Slack tokens), read as Pulumi secrets."""
+    log_metrics: Sequence[pulumi.Resource]
+    """Log-based metrics the Cloud Armor alert reads; they must exist before the policy."""
+
+
+class Alerting(pulumi.ComponentResource):
+    """Notification channels, uptime check, SLOs and every alert policy of one stack."""
+
+    def __init__(
+        self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:observability:Alerting", name, None, opts)
+        self._name = name
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._labels = dict(args.labels)
+        self._scope = {"cluster": args.cluster_name, "namespace": args.namespace}
+        self._channels = {
+            channel.name: self._channel(channel) for channel in args.settings.notification_channels
+        }
+        thresholds = args.settings.alerts
+
+        uptime = self._uptime_check()
+        self.policies: list[gcp.monitoring.AlertPolicy] = [
+            self._promql_policy(
+                "error-ratio",
+                "Moderation API: high error ratio",
+                "CRITICAL",
+                f"{self._error_ratio_promql()} > {thresholds.error_ratio}",
+                duration="300s",
+                runbook=RUNBOOKS["error-ratio"],
+            ),
+            self._promql_policy(
+                "p99-latency",
+                "Moderation API: p99 latency above target",
+                "WARNING",
+                f"{self._p99_latency_promql()} > {thresholds.p99_latency_seconds}",
+                duration="600s",
+                runbook=RUNBOOKS["p99-latency"],
+            ),
+            self._promql_policy(
+                "autoscaler-at-max",
+                "Moderation API: autoscaler pinned at max replicas",
+                "WARNING",
+                self._autoscaler_at_max_promql(),
+                duration=f"{thresholds.autoscaler_at_max_minutes * 60}s",
+                runbook=RUNBOOKS["autoscaler-at-max"],
+            ),
+            self._threshold_policy(
+                "crash-looping",
+                "Moderation API: containers restarting",
+                "CRITICAL",
+                gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=(
+                        f'metric.type="{m.CONTAINER_RESTARTS}" AND resource.type="k8s_container" '
+                        f'AND resource.label.cluster_name="{args.cluster_name}" '
+                        f'AND resource.label.namespace_name="{args.namespace}"'
+                    ),
+                    aggregations=[
+                        gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                            alignment_period="600s",
+                            per_series_aligner="ALIGN_DELTA",
+                            cross_series_reducer="REDUCE_SUM",
+                            group_by_fields=["resource.label.pod_name"],
+                        )
+                    ],
+                    comparison="COMPARISON_GT",
+                    threshold_value=thresholds.container_restarts_per_10m,
+                    duration="0s",
+                ),
+                runbook=RUNBOOKS["crash-looping"],
+            ),
+            self._threshold_policy(
+                "armor-denials",
+                "Moderation API: Cloud Armor denial spike",
+                "WARNING",
+                gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=(
+                        f'metric.type="{m.log_metric_type(m.ARMOR_DENIALS_LOG_METRIC)}" '
+                        'AND resource.type="http_load_balancer"'
+                    ),
+                    aggregations=[
+                        gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                            alignment_period="300s",
+                            per_series_aligner="ALIGN_RATE",
+                            cross_series_reducer="REDUCE_SUM",
+                            group_by_fields=["metric.label.policy"],
+                        )
+                    ],
+                    comparison="COMPARISON_GT",
+                    threshold_value=thresholds.armor_denials_per_second,
+                    duration="300s",
+                ),
+                runbook=RUNBOOKS["armor-denials"],
+                depends_on=args.log_metrics,
+            ),
+            self._threshold_policy(
+                "uptime",
+                "Moderation API: public /readyz failing",
+                "CRITICAL",
+                gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=(
+                        f'metric.type="{m.UPTIME_CHECK_PASSED}" AND resource.type="uptime_url" '
+                        f'AND resource.label.host="{args.public_host}"'
+                    ),
+                    aggregations=[
+                        gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                            alignment_period="300s",
+                            per_series_aligner="ALIGN_FRACTION_TRUE",
+                            cross_series_reducer="REDUCE_MEAN",
+                        )
+                    ],
+                    comparison="COMPARISON_LT",
+                    threshold_value=0.5,
+                    duration="300s",
+                ),
+                runbook=RUNBOOKS["uptime"],
+                depends_on=[uptime],
+            ),
+            *self._slos(),
+        ]
+        self.register_outputs(
+            {
+                "uptime_check": uptime.uptime_check_id,
+                "alert_policies": [policy.id for policy in self.policies],
+                "notification_channels": [channel.id for channel in self._channels.values()],
+            }
+        )
+
+    # --- building blocks --------------------------------------------------------------------------
+
+    def channel_ids(self, severity: Severity) -> list[pulumi.Output[str]]:
+        """Channels (their resource names) that receive alerts of this severity."""
+        return [
+            self._channels[channel.name].id
+            for channel in self._args.settings.notification_channels
+            if severity in channel.severities
+        ]
+
+    def _channel(self, channel: NotificationChannelConfig) -> gcp.monitoring.NotificationChannel:
+        sensitive = None
+        if channel.secret_config_key:
+            secret = self._args.channel_secrets[channel.secret_config_key]
+            sensitive = {SECRET_LABEL[channel.type]: secret}
+        return gcp.monitoring.NotificationChannel(
+            f"{self._name}-channel-{channel.name}",
+            project=self._args.project,
+            display_name=f"moderation {self._labels['environment']}: {channel.name}",
+            type=channel.type,
+            labels=channel.labels,
+            sensitive_labels=sensitive,
+            user_labels=self._labels,
+            opts=self._child,
+        )
+
+    def _policy(
+        self,
+        key: str,
+        display_name: str,
+        severity: Severity,
+        conditions: list[gcp.monitoring.AlertPolicyConditionArgs],
+        runbook: str,
+        depends_on: Sequence[pulumi.Resource] = (),
+        combiner: str = "OR",
+    ) -> gcp.monitoring.AlertPolicy:
+        environment = self._labels["environment"]
+        return gcp.monitoring.AlertPolicy(
+            f"{self._name}-{key}",
+            project=self._args.project,
+            display_name=f"[{environment}] {display_name}",
+            combiner=combiner,
+            conditions=conditions,
+            severity=severity,
+            notification_channels=self.channel_ids(severity),
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                content=runbook,
+                mime_type="text/markdown",
+                subject=f"[{environment}] {display_name}",
+            ),
+            alert_strategy=gcp.monitoring.AlertPolicyAlertStrategyArgs(auto_close="1800s"),
+            user_labels=self._labels,
+            opts=pulumi.ResourceOptions.merge(
+                self._child, pulumi.ResourceOptions(depends_on=list(depends_on))
+            ),
+        )
+
+    def _promql_policy(
+        self,
+        key: str,
+        display_name: str,
+        severity: Severity,
+        query: str,
+        duration: str,
+        runbook: str,
+    ) -> gcp.monitoring.AlertPolicy:
+        condition = gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=display_name,
+            condition_prometheus_query_language=(
+                gcp.monitoring.AlertPolicyConditionConditionPrometheusQueryLanguageArgs(
+                    query=query, duration=duration, evaluation_interval="60s"
+                )
+            ),
+        )
+        return self._policy(key, display_name, severity, [condition], runbook)
+
+    def _threshold_policy(
+        self,
+        key: str,
+        display_name: str,
+        severity: Severity,
+        threshold: gcp.monitoring.AlertPolicyConditionConditionThresholdArgs,
+        runbook: str,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> gcp.monitoring.AlertPolicy:
+        condition = gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=display_name, condition_threshold=threshold
+        )
+        return self._policy(key, display_name, severity, [condition], runbook, depends_on)
+
+    # --- queries ----------------------------------------------------------------------------------
+
+    def _error_ratio_promql(self) -> str:
+        errors = m.promql_selector(m.REQUESTS.series(), {**self._scope, "status_code": "~5.."})
+        total = m.promql_selector(m.REQUESTS.series(), self._scope)
+        return f"sum(rate({errors}[5m])) / sum(rate({total}[5m]))"
+
+    def _p99_latency_promql(self) -> str:
+        buckets = m.promql_selector(
+            m.HTTP_DURATION.series("_bucket"), {**self._scope, "endpoint": MODERATION_ENDPOINT}
+        )
+        return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))"
+
+    def _autoscaler_at_max_promql(self) -> str:
+        hpa = {**self._scope, "horizontalpodautoscaler": self._args.hpa_name}
+        current = m.promql_selector(m.HPA_CURRENT_REPLICAS.series(), hpa)
+        ceiling = m.promql_selector(m.HPA_MAX_REPLICAS.series(), hpa)
+        return f"max({current}) >= max({ceiling})"
+
+    def _uptime_check(self) -> gcp.monitoring.UptimeCheckConfig:
+        args = self._args
+        return gcp.monitoring.UptimeCheckConfig(
+            f"{self._name}-readyz",
+            project=args.project,
+            display_name=f"moderation {self._labels['environment']} https://{args.public_host}/readyz",
+            period=f"{args.settings.uptime_check_period_seconds}s",
+            timeout="10s",
+            checker_type="STATIC_IP_CHECKERS",
+            http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
+                path="/readyz",
+                port=443,
+                use_ssl=True,
+                validate_ssl=True,
+                request_method="GET",
+                accepted_response_status_codes=[
+                    gcp.monitoring.UptimeCheckConfigHttpCheckAcceptedResponseStatusCodeArgs(
+                        status_class="STATUS_CLASS_2XX"
+                    )
+                ],
+            ),
+            monitored_resource=gcp.monitoring.UptimeCheckConfigMonitoredResourceArgs(
+                type="uptime_url", labels={"project_id": args.project, "host": args.public_host}
+            ),
+            user_labels=self._labels,
+            opts=self._child,
+        )
+
+    # --- SLOs -------------------------------------------------------------------------------------
+
+    def _slos(self) -> list[gcp.monitoring.AlertPolicy]:
+        """An availability and a latency SLO on the service's own metrics, each with a fast-burn
+        (page) and a slow-burn (ticket) alert."""
+        args = self._args
+        slo = args.settings.slo
+        environment = self._labels["environment"]
+        service_id = f"moderation-{environment}"
+        service = gcp.monitoring.CustomService(
+            f"{self._name}-service",
+            project=args.project,
+            service_id=service_id,
+            display_name=f"Moderation API ({environment})",
+            user_labels=self._labels,
+            opts=self._child,
+        )
+        target = (
+            f'resource.type="prometheus_target" '
+            f'resource.label.cluster="{args.cluster_name}" '
+            f'resource.label.namespace="{args.namespace}"'
+        )
+        requests = f'metric.type="{m.REQUESTS.monitoring_type}" {target}'
+        sli_by_key = {
+            "availability": (
+                slo.availability_goal,
+                f"{slo.availability_goal:.2%} of requests answered without a 5xx",
+                gcp.monitoring.SloRequestBasedSliArgs(
+                    good_total_ratio=gcp.monitoring.SloRequestBasedSliGoodTotalRatioArgs(
+                        total_service_filter=requests,
+                        bad_service_filter=f"{requests} {SERVER_ERROR_FILTER}",
+                    )
+                ),
+            ),
+            "latency": (
+                slo.latency_goal,
+                f"{slo.latency_goal:.2%} of requests within {slo.latency_threshold_seconds}s",
+                gcp.monitoring.SloRequestBasedSliArgs(
+                    distribution_cut=gcp.monitoring.SloRequestBasedSliDistributionCutArgs(
+                        distribution_filter=(
+                            f'metric.type="{m.HTTP_DURATION.monitoring_type}" {target} '
+                            f'metric.label.endpoint="{MODERATION_ENDPOINT}"'
+                        ),
+                        range=gcp.monitoring.SloRequestBasedSliDistributionCutRangeArgs(
+                            max=slo.latency_threshold_seconds
+                        ),
+                    )
+                ),
+            ),
+        }
+        policies = []
+        for key, (goal, display_name, sli) in sli_by_key.items():
+            objective = gcp.monitoring.Slo(
+                f"{self._name}-slo-{key}",
+                project=args.project,
+                service=service.service_id,
+                slo_id=key,
+                display_name=display_name,
+                goal=goal,
+                rolling_period_days=slo.rolling_period_days,
+                request_based_sli=sli,
+                user_labels=self._labels,
+                opts=self._child,
+            )
+            slo_name = f"projects/{args.project}/services/{service_id}/serviceLevelObjectives/{key}"
+            for severity, long_window, short_window, rate in BURN_RATE_WINDOWS:
+                speed = "fast" if severity == "CRITICAL" else "slow"
+                conditions = [
+                    gcp.monitoring.AlertPolicyConditionArgs(
+                        display_name=f"{key} SLO burn rate over {window} above {rate}",
+                        condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                            filter=f'select_slo_burn_rate("{slo_name}", "{window}")',
+                            comparison="COMPARISON_GT",
+                            threshold_value=rate,
+                            duration="0s",
+                        ),
+                    )
+                    for window in (long_window, short_window)
+                ]
+                policies.append(
+                    self._policy(
+                        f"slo-{key}-{speed}-burn",
+                        f"Moderation API: {key} SLO error budget burning {speed}",
+                        severity,
+                        conditions,
+                        RUNBOOKS[f"slo-{key}"],
+                        depends_on=[objective],
+                        combiner="AND",
+                    )
+                )
+        return policies
+
+
+RUNBOOKS: dict[str, str] = {
+    "error-ratio": (
+        "More than the configured share of `/v1/moderations` requests ended in a 5xx over 5 "
+        "minutes.\n\n1. Dashboard *Moderation API*: which model and status code.\n"
+        '2. Logs: `resource.labels.namespace_name="moderation" severity>=ERROR`.\n'
+        '3. A rollout in progress? Set the canary weight to 0 (README "Roll out a new model").'
+    ),
+    "p99-latency": (
+        "The 99th percentile of request latency is above target for 10 minutes.\n\n"
+        "1. Dashboard: is the autoscaler at max, are batches full, is one model slow?\n"
+        "2. At max replicas: raise `workload.autoscaling.maxReplicas` or the node pool's max.\n"
+        "3. Long inputs: check the *input length* panel; oversized inputs are rejected by the API."
+    ),
+    "autoscaler-at-max": (
+        "The HorizontalPodAutoscaler has run at its maximum replica count: demand exceeds the "
+        "configured capacity and latency will follow.\n\n"
+        "1. Confirm real traffic (dashboard request rate) rather than abuse (Cloud Armor panel).\n"
+        "2. Raise `workload.autoscaling.maxReplicas` and `nodePools.model.maxNodes`, `pulumi up`."
+    ),
+    "crash-looping": (
+        "Containers in the service namespace restarted several times within 10 minutes.\n\n"
+        "1. `kubectl -n moderation get pods` and `kubectl -n moderation describe pod <pod>`: "
+        "OOMKilled means the memory limit is too small for the model; probe failures mean the "
+        "model loads slower than the startup probe allows.\n"
+        "2. Logs of the previous container: `kubectl -n moderation logs <pod> --previous`.\n"
+        "3. Bad release: roll back `release.stable` to the previous Bento and `pulumi up`."
+    ),
+    "armor-denials": (
+        "Cloud Armor denies many requests: an attack, a client in a retry loop, or a WAF rule "
+        "that blocks legitimate traffic.\n\n"
+        '1. Logs: `resource.type="http_load_balancer" '
+        'jsonPayload.enforcedSecurityPolicy.outcome="DENY"`, grouped by rule and client IP.\n'
+        "2. Legitimate traffic blocked: tune the rule in the edge config; abuse: nothing to do."
+    ),
+    "uptime": (
+        "Google's uptime checkers cannot get a 2xx from `https://<host>/readyz`: users cannot "
+        "either.\n\n1. Certificate, DNS or load balancer: `gcloud compute ssl-certificates list`, "
+        "Gateway status `kubectl -n moderation describe gateway`.\n"
+        "2. No ready pod: see *containers restarting* and the Deployment's events."
+    ),
+    "slo-availability": (
+        "The availability SLO's error budget burns too fast (CRITICAL: 2% of it within an hour; "
+        "WARNING: 5% within six hours). Treat like the error-ratio alert; a slow burn can wait "
+        "for working hours."
+    ),
+    "slo-latency": (
+        "The latency SLO's error budget burns too fast. Treat like the p99-latency alert; a slow "
+        "burn usually means capacity or a slower model version."
+    ),
+}

@@ -1,0 +1,65 @@
+"""Cost controls: a monthly billing budget on the stack's project with notification thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.observability.settings import BudgetConfig
+
+
+@dataclass(frozen=True)
+class BudgetArgs:
+    project: str
+    environment: str
+    settings: BudgetConfig
+    notification_channels: Sequence[pulumi.Input[str]]
+    """Monitoring channels told at each threshold, besides the billing account's admins."""
+
+
+class ProjectBudget(pulumi.ComponentResource):
+    """Alerts at each share of the monthly amount spent, and when the forecast overshoots."""
+
+    def __init__(
+        self, name: str, args: BudgetArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:observability:ProjectBudget", name, None, opts)
+        settings = args.settings
+        project = gcp.organizations.get_project_output(project_id=args.project)
+        rules = [
+            gcp.billing.BudgetThresholdRuleArgs(
+                threshold_percent=share, spend_basis="CURRENT_SPEND"
+            )
+            for share in settings.thresholds
+        ]
+        if settings.forecast_threshold is not None:
+            rules.append(
+                gcp.billing.BudgetThresholdRuleArgs(
+                    threshold_percent=settings.forecast_threshold, spend_basis="FORECASTED_SPEND"
+                )
+            )
+        budget = gcp.billing.Budget(
+            f"{name}-budget",
+            billing_account=settings.billing_account,
+            display_name=f"moderation {args.environment} monthly",
+            budget_filter=gcp.billing.BudgetBudgetFilterArgs(
+                projects=[pulumi.Output.concat("projects/", project.number)],
+                credit_types_treatment="INCLUDE_ALL_CREDITS",
+            ),
+            amount=gcp.billing.BudgetAmountArgs(
+                specified_amount=gcp.billing.BudgetAmountSpecifiedAmountArgs(
+                    currency_code="USD", units=str(settings.monthly_amount_usd)
+                )
+            ),
+            threshold_rules=rules,
+            all_updates_rule=gcp.billing.BudgetAllUpdatesRuleArgs(
+                monitoring_notification_channels=list(args.notification_channels),
+                disable_default_iam_recipients=False,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.budget_name = budget.name
+        self.register_outputs({"budget": budget.name})

@@ -1,0 +1,205 @@
+"""The Cloud Monitoring dashboard of one stack, built as Dashboards API JSON (mosaic layout)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.observability import metrics as m
+
+GRID_COLUMNS = 48
+TILE_WIDTH = 24
+TILE_HEIGHT = 16
+
+
+@dataclass(frozen=True)
+class DashboardArgs:
+    project: str
+    labels: Mapping[str, str]
+    cluster_name: str
+    namespace: str
+    hpa_name: str
+    deployment_name: str
+
+
+def promql(query: str, legend: str = "") -> dict[str, Any]:
+    """A chart line from a PromQL query (Managed Prometheus)."""
+    data_set: dict[str, Any] = {
+        "timeSeriesQuery": {"prometheusQuery": query},
+        "plotType": "LINE",
+        "targetAxis": "Y1",
+    }
+    if legend:
+        data_set["legendTemplate"] = legend
+    return data_set
+
+
+def log_metric_rate(name: str, group_by: str, legend: str) -> dict[str, Any]:
+    """A chart line from a log-based metric, per second, split by one of its labels."""
+    return {
+        "timeSeriesQuery": {
+            "timeSeriesFilter": {
+                "filter": f'metric.type="{m.log_metric_type(name)}" '
+                'resource.type="http_load_balancer"',
+                "aggregation": {
+                    "alignmentPeriod": "60s",
+                    "perSeriesAligner": "ALIGN_RATE",
+                    "crossSeriesReducer": "REDUCE_SUM",
+                    "groupByFields": [f"metric.label.{group_by}"],
+                },
+            }
+        },
+        "plotType": "LINE",
+        "targetAxis": "Y1",
+        "legendTemplate": legend,
+    }
+
+
+def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
+    """Request rate, latency percentiles, batch sizes, flagged rate, replicas and errors."""
+    scope = {"cluster": args.cluster_name, "namespace": args.namespace}
+
+    def rate(metric: m.PromMetric, by: str, extra: Mapping[str, str] | None = None) -> str:
+        selector = m.promql_selector(metric.series(), {**scope, **(extra or {})})
+        return f"sum by ({by}) (rate({selector}[5m]))"
+
+    def quantile(q: float, metric: m.PromMetric, by: str = "", **extra: str) -> str:
+        selector = m.promql_selector(metric.series("_bucket"), {**scope, **extra})
+        grouping = ", ".join(["le", by] if by else ["le"])
+        return f"histogram_quantile({q}, sum by ({grouping}) (rate({selector}[5m])))"
+
+    def mean(metric: m.PromMetric) -> str:
+        total = m.promql_selector(metric.series("_sum"), scope)
+        count = m.promql_selector(metric.series("_count"), scope)
+        return f"sum(rate({total}[5m])) / sum(rate({count}[5m]))"
+
+    endpoint = {"endpoint": "/v1/moderations"}
+    hpa = {**scope, "horizontalpodautoscaler": args.hpa_name}
+    deployment = {**scope, "deployment": args.deployment_name}
+    charts: list[tuple[str, str, list[dict[str, Any]]]] = [
+        (
+            "Requests per second by status code",
+            "req/s",
+            [promql(rate(m.REQUESTS, "status_code"), "{{status_code}}")],
+        ),
+        (
+            "Errors: 5xx share (service) and 5xx per second (load balancer)",
+            "ratio | req/s",
+            [
+                promql(
+                    f"{rate(m.REQUESTS, 'model', {'status_code': '~5..'})} / "
+                    f"{rate(m.REQUESTS, 'model')}",
+                    "service 5xx share {{model}}",
+                ),
+                log_metric_rate(
+                    m.LB_5XX_LOG_METRIC, "status", "load balancer ${metric.label.status}"
+                ),
+            ],
+        ),
+        (
+            "Request latency percentiles (/v1/moderations)",
+            "s",
+            [
+                promql(quantile(q, m.HTTP_DURATION, **endpoint), f"p{round(q * 100)}")
+                for q in (0.5, 0.95, 0.99)
+            ],
+        ),
+        (
+            "Inference latency p99 by model",
+            "s",
+            [promql(quantile(0.99, m.INFERENCE_LATENCY, "model"), "{{model}}")],
+        ),
+        (
+            "Adaptive batch size",
+            "inputs per batch",
+            [
+                promql(quantile(0.5, m.BATCH_SIZE), "p50"),
+                promql(quantile(0.95, m.BATCH_SIZE), "p95"),
+                promql(mean(m.BATCH_SIZE), "mean"),
+            ],
+        ),
+        (
+            "Flagged inputs per second by category",
+            "inputs/s",
+            [promql(rate(m.FLAGGED, "category"), "{{category}}")],
+        ),
+        (
+            "Replicas",
+            "pods",
+            [
+                promql(f"max({m.promql_selector(metric.series(), selector)})", legend)
+                for metric, selector, legend in (
+                    (m.HPA_CURRENT_REPLICAS, hpa, "current"),
+                    (m.HPA_DESIRED_REPLICAS, hpa, "desired"),
+                    (m.HPA_MAX_REPLICAS, hpa, "max"),
+                    (m.DEPLOYMENT_AVAILABLE_REPLICAS, deployment, "available"),
+                )
+            ],
+        ),
+        (
+            "Requests in flight",
+            "requests",
+            [
+                promql(
+                    f"sum({m.promql_selector(m.IN_PROGRESS.series(), {**scope, **endpoint})})",
+                    "in flight",
+                )
+            ],
+        ),
+        (
+            "Cloud Armor denials per second by policy",
+            "req/s",
+            [log_metric_rate(m.ARMOR_DENIALS_LOG_METRIC, "policy", "${metric.label.policy}")],
+        ),
+        (
+            "Input length p95 by model",
+            "characters",
+            [promql(quantile(0.95, m.INPUT_CHARS, "model"), "{{model}}")],
+        ),
+    ]
+    per_row = GRID_COLUMNS // TILE_WIDTH
+    tiles = [
+        {
+            "xPos": (index % per_row) * TILE_WIDTH,
+            "yPos": (index // per_row) * TILE_HEIGHT,
+            "width": TILE_WIDTH,
+            "height": TILE_HEIGHT,
+            "widget": {
+                "title": chart_title,
+                "xyChart": {
+                    "dataSets": data_sets,
+                    "timeshiftDuration": "0s",
+                    "yAxis": {"label": unit, "scale": "LINEAR"},
+                },
+            },
+        }
+        for index, (chart_title, unit, data_sets) in enumerate(charts)
+    ]
+    return {
+        "displayName": title,
+        "labels": dict(args.labels),
+        "mosaicLayout": {"columns": GRID_COLUMNS, "tiles": tiles},
+    }
+
+
+class ServiceDashboard(pulumi.ComponentResource):
+    """One dashboard per stack, named after it, in Monitoring > Dashboards."""
+
+    def __init__(
+        self, name: str, args: DashboardArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:observability:ServiceDashboard", name, None, opts)
+        title = f"Moderation API ({args.labels['environment']})"
+        dashboard = gcp.monitoring.Dashboard(
+            f"{name}-dashboard",
+            project=args.project,
+            dashboard_json=json.dumps(dashboard_json(args, title), sort_keys=True),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.dashboard_id = dashboard.id
+        self.register_outputs({"dashboard": dashboard.id})

@@ -1,0 +1,284 @@
+"""Centralized logging: sinks to BigQuery, a Cloud Storage archive and optionally Pub/Sub,
+health-check exclusions, and the log-based metrics that alerts and the dashboard read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.observability.metrics import ARMOR_DENIALS_LOG_METRIC, LB_5XX_LOG_METRIC
+from infra.observability.settings import LogSinksConfig
+
+DAY_MS = 24 * 3600 * 1000
+PROBE_PATHS = ("/livez", "/readyz", "/metrics")
+"""Paths hit by kubelet probes, the load balancer health check, the uptime check and the scraper."""
+
+
+@dataclass(frozen=True)
+class LogPipelineArgs:
+    project: str
+    region: str
+    labels: Mapping[str, str]
+    cluster_name: str
+    namespace: str
+    name_prefix: str
+    """Prefix of unique names (bucket, dataset, topic, sinks), e.g. `moderation-dev`."""
+    settings: LogSinksConfig
+    protect: bool
+    """Refuse to delete data stores (prod): no force-destroy, no delete-contents-on-destroy."""
+
+
+def workload_log_filter(project: str, cluster_name: str, namespace: str) -> str:
+    """The service's container logs plus the external load balancer's request logs."""
+    workload = (
+        f'resource.type="k8s_container" AND resource.labels.project_id="{project}" '
+        f'AND resource.labels.cluster_name="{cluster_name}" '
+        f'AND resource.labels.namespace_name="{namespace}"'
+    )
+    return f'({workload}) OR resource.type="http_load_balancer"'
+
+
+def health_check_filters() -> dict[str, str]:
+    """Log lines that only say a probe succeeded: noise that costs ingestion and storage."""
+    paths = " OR ".join(f'"{path}"' for path in PROBE_PATHS)
+    access_log = " OR ".join(f'textPayload:"path={path}"' for path in PROBE_PATHS)
+    return {
+        "lb-health-checks": (
+            'resource.type="http_load_balancer" AND httpRequest.status<400 '
+            'AND httpRequest.requestUrl=~"/(livez|readyz|metrics)$"'
+        ),
+        "container-probes": (
+            f'resource.type="k8s_container" AND severity<WARNING '
+            f"AND (jsonPayload.path=({paths}) OR {access_log})"
+        ),
+    }
+
+
+class LogPipeline(pulumi.ComponentResource):
+    """Log sinks with their writer identities' grants, exclusions and log-based metrics."""
+
+    def __init__(
+        self, name: str, args: LogPipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:observability:LogPipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        labels = dict(args.labels)
+        sink_filter = workload_log_filter(args.project, args.cluster_name, args.namespace)
+        exclusions = [
+            gcp.logging.ProjectSinkExclusionArgs(name=key, filter=value)
+            for key, value in health_check_filters().items()
+        ]
+
+        # Cloud Logging's own _Default bucket: drop probe noise before it is ingested and billed.
+        for key, value in health_check_filters().items():
+            gcp.logging.ProjectExclusion(
+                f"{name}-exclude-{key}",
+                project=args.project,
+                name=f"{args.name_prefix}-{key}",
+                description="Successful health checks and probes: noise, not signal.",
+                filter=value,
+                opts=child,
+            )
+
+        # BigQuery: queryable logs, one partitioned table per log, partitions expire.
+        dataset = gcp.bigquery.Dataset(
+            f"{name}-bigquery",
+            project=args.project,
+            dataset_id=args.name_prefix.replace("-", "_") + "_logs",
+            location=args.region,
+            description="Service and load balancer logs exported by a Cloud Logging sink.",
+            default_partition_expiration_ms=settings.bigquery_retention_days * DAY_MS,
+            delete_contents_on_destroy=not args.protect,
+            labels=labels,
+            opts=child,
+        )
+        bigquery_sink = gcp.logging.ProjectSink(
+            f"{name}-to-bigquery",
+            project=args.project,
+            name=f"{args.name_prefix}-to-bigquery",
+            destination=pulumi.Output.concat(
+                "bigquery.googleapis.com/projects/", args.project, "/datasets/", dataset.dataset_id
+            ),
+            filter=sink_filter,
+            exclusions=exclusions,
+            unique_writer_identity=True,
+            bigquery_options=gcp.logging.ProjectSinkBigqueryOptionsArgs(
+                use_partitioned_tables=True
+            ),
+            opts=child,
+        )
+        gcp.bigquery.DatasetIamMember(
+            f"{name}-bigquery-sink-writer",
+            project=args.project,
+            dataset_id=dataset.dataset_id,
+            role="roles/bigquery.dataEditor",
+            member=bigquery_sink.writer_identity,
+            opts=child,
+        )
+
+        # Cloud Storage: the cheap, long-term archive; colder classes as objects age.
+        archive = gcp.storage.Bucket(
+            f"{name}-archive",
+            project=args.project,
+            name=f"{args.project}-{args.name_prefix}-log-archive",
+            location=args.region.upper(),
+            storage_class="STANDARD",
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            force_destroy=not args.protect,
+            retention_policy=gcp.storage.BucketRetentionPolicyArgs(
+                retention_period=settings.archive_retention_days * 24 * 3600,
+                is_locked=settings.archive_lock_retention,
+            ),
+            lifecycle_rules=[
+                _storage_class_rule("NEARLINE", settings.archive_nearline_after_days),
+                _storage_class_rule("COLDLINE", settings.archive_coldline_after_days),
+                gcp.storage.BucketLifecycleRuleArgs(
+                    action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
+                    condition=gcp.storage.BucketLifecycleRuleConditionArgs(
+                        age=settings.archive_retention_days
+                    ),
+                ),
+            ],
+            labels=labels,
+            opts=child,
+        )
+        archive_sink = gcp.logging.ProjectSink(
+            f"{name}-to-archive",
+            project=args.project,
+            name=f"{args.name_prefix}-to-archive",
+            destination=pulumi.Output.concat("storage.googleapis.com/", archive.name),
+            filter=sink_filter,
+            exclusions=exclusions,
+            unique_writer_identity=True,
+            opts=child,
+        )
+        gcp.storage.BucketIAMMember(
+            f"{name}-archive-sink-writer",
+            bucket=archive.name,
+            role="roles/storage.objectCreator",
+            member=archive_sink.writer_identity,
+            opts=child,
+        )
+
+        outputs: dict[str, pulumi.Input[str] | None] = {
+            "bigquery_dataset": dataset.dataset_id,
+            "archive_bucket": archive.name,
+            "forwarder_subscription": None,
+        }
+        if settings.pubsub_forwarder:
+            outputs["forwarder_subscription"] = self._forwarder(
+                name, args, sink_filter, exclusions, child
+            )
+
+        self.log_metrics = [
+            gcp.logging.Metric(
+                f"{name}-armor-denials",
+                project=args.project,
+                name=ARMOR_DENIALS_LOG_METRIC,
+                description="Requests Cloud Armor denied (WAF rule or rate limit).",
+                filter=(
+                    'resource.type="http_load_balancer" '
+                    'AND jsonPayload.enforcedSecurityPolicy.outcome="DENY"'
+                ),
+                metric_descriptor=_counter_descriptor("Cloud Armor denials", ["policy", "rule"]),
+                label_extractors={
+                    "policy": "EXTRACT(jsonPayload.enforcedSecurityPolicy.name)",
+                    "rule": "EXTRACT(jsonPayload.enforcedSecurityPolicy.priority)",
+                },
+                opts=child,
+            ),
+            gcp.logging.Metric(
+                f"{name}-lb-5xx",
+                project=args.project,
+                name=LB_5XX_LOG_METRIC,
+                description="5xx responses seen at the load balancer, including those no pod "
+                "answered (no healthy backend, timeouts), which the service cannot count.",
+                filter='resource.type="http_load_balancer" AND httpRequest.status>=500',
+                metric_descriptor=_counter_descriptor("Load balancer 5xx", ["status", "detail"]),
+                label_extractors={
+                    "status": "EXTRACT(httpRequest.status)",
+                    "detail": "EXTRACT(jsonPayload.statusDetails)",
+                },
+                opts=child,
+            ),
+        ]
+        self.bigquery_dataset = dataset.dataset_id
+        self.archive_bucket = archive.name
+        self.register_outputs(outputs)
+
+    def _forwarder(
+        self,
+        name: str,
+        args: LogPipelineArgs,
+        sink_filter: str,
+        exclusions: list[gcp.logging.ProjectSinkExclusionArgs],
+        child: pulumi.ResourceOptions,
+    ) -> pulumi.Output[str]:
+        """Pub/Sub topic + pull subscription that an ELK or Datadog forwarder consumes."""
+        topic = gcp.pubsub.Topic(
+            f"{name}-forwarder",
+            project=args.project,
+            name=f"{args.name_prefix}-logs",
+            message_retention_duration="86400s",
+            labels=dict(args.labels),
+            opts=child,
+        )
+        sink = gcp.logging.ProjectSink(
+            f"{name}-to-pubsub",
+            project=args.project,
+            name=f"{args.name_prefix}-to-pubsub",
+            destination=pulumi.Output.concat("pubsub.googleapis.com/", topic.id),
+            filter=sink_filter,
+            exclusions=exclusions,
+            unique_writer_identity=True,
+            opts=child,
+        )
+        gcp.pubsub.TopicIAMMember(
+            f"{name}-pubsub-sink-writer",
+            project=args.project,
+            topic=topic.name,
+            role="roles/pubsub.publisher",
+            member=sink.writer_identity,
+            opts=child,
+        )
+        subscription = gcp.pubsub.Subscription(
+            f"{name}-forwarder-subscription",
+            project=args.project,
+            name=f"{args.name_prefix}-logs-forwarder",
+            topic=topic.id,
+            ack_deadline_seconds=60,
+            message_retention_duration="604800s",
+            expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+            labels=dict(args.labels),
+            opts=child,
+        )
+        return subscription.name
+
+
+def _storage_class_rule(storage_class: str, age_days: int) -> gcp.storage.BucketLifecycleRuleArgs:
+    return gcp.storage.BucketLifecycleRuleArgs(
+        action=gcp.storage.BucketLifecycleRuleActionArgs(
+            type="SetStorageClass", storage_class=storage_class
+        ),
+        condition=gcp.storage.BucketLifecycleRuleConditionArgs(age=age_days),
+    )
+
+
+def _counter_descriptor(
+    display_name: str, label_keys: list[str]
+) -> gcp.logging.MetricMetricDescriptorArgs:
+    return gcp.logging.MetricMetricDescriptorArgs(
+        metric_kind="DELTA",
+        value_type="INT64",
+        unit="1",
+        display_name=display_name,
+        labels=[
+            gcp.logging.MetricMetricDescriptorLabelArgs(key=key, value_type="STRING")
+            for key in label_keys
+        ],
+    )

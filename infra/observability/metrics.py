@@ -1,0 +1,142 @@
+"""Every metric name that an alert, SLO or dashboard uses, in one place.
+
+Alerts, SLOs and the dashboard build their queries from these constants only, so a test can check
+that each name is really exported: service metrics against the live service's `/metrics`, kube-state
+metrics against the cluster's enabled Managed Prometheus components, log-based metrics against the
+plan. Managed Prometheus stores a Prometheus metric in Cloud Monitoring as
+`prometheus.googleapis.com/<name>/<kind>` on the `prometheus_target` resource, whose `cluster` and
+`namespace` labels come from the scrape target, not from the exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+MetricKind = Literal["counter", "gauge", "histogram"]
+MetricSource = Literal["service", "kube-state"]
+
+
+@dataclass(frozen=True)
+class PromMetric:
+    """A Prometheus metric family as scraped by Managed Prometheus."""
+
+    name: str
+    """The name PromQL uses: counters include `_total`, histograms are the family base name."""
+    kind: MetricKind
+    labels: frozenset[str]
+    """Labels the exporter attaches (queries may filter or group only by these + target labels)."""
+    source: MetricSource
+
+    @property
+    def monitoring_type(self) -> str:
+        """The metric type in Cloud Monitoring filters (SLOs, threshold conditions)."""
+        return f"prometheus.googleapis.com/{self.name}/{self.kind}"
+
+    def series(self, suffix: str = "") -> str:
+        """The PromQL series name; histograms need `_bucket`, `_sum` or `_count`."""
+        if self.kind == "histogram" and suffix not in ("_bucket", "_sum", "_count"):
+            raise ValueError(f"histogram {self.name} is queried as _bucket, _sum or _count")
+        return self.name + suffix
+
+
+def _labels(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# --- exported by the moderation service (service/app.py; names fixed in the contract) ------------
+REQUESTS = PromMetric(
+    "moderation_requests_total", "counter", _labels("model", "status_code"), "service"
+)
+INFERENCE_LATENCY = PromMetric(
+    "moderation_inference_latency_seconds", "histogram", _labels("model"), "service"
+)
+FLAGGED = PromMetric("moderation_flagged_total", "counter", _labels("model", "category"), "service")
+INPUT_CHARS = PromMetric("moderation_input_chars", "histogram", _labels("model"), "service")
+
+# --- exported by BentoML 1.4 itself (bentoml/_internal/server/http/instruments.py) -------------
+HTTP_DURATION = PromMetric(
+    "bentoml_service_request_duration_seconds",
+    "histogram",
+    _labels("endpoint", "http_response_code", "service_name", "service_version", "runner_name"),
+    "service",
+)
+IN_PROGRESS = PromMetric(
+    "bentoml_service_request_in_progress",
+    "gauge",
+    _labels("endpoint", "service_name", "service_version", "runner_name"),
+    "service",
+)
+BATCH_SIZE = PromMetric(
+    "bentoml_service_adaptive_batch_size",
+    "histogram",
+    _labels("method_name", "runner_name", "service_name", "service_version", "worker_index"),
+    "service",
+)
+
+# --- GKE managed kube-state-metrics (cluster monitoring components HPA and DEPLOYMENT) -----------
+HPA_CURRENT_REPLICAS = PromMetric(
+    "kube_horizontalpodautoscaler_status_current_replicas",
+    "gauge",
+    _labels("horizontalpodautoscaler"),
+    "kube-state",
+)
+HPA_MAX_REPLICAS = PromMetric(
+    "kube_horizontalpodautoscaler_spec_max_replicas",
+    "gauge",
+    _labels("horizontalpodautoscaler"),
+    "kube-state",
+)
+HPA_DESIRED_REPLICAS = PromMetric(
+    "kube_horizontalpodautoscaler_status_desired_replicas",
+    "gauge",
+    _labels("horizontalpodautoscaler"),
+    "kube-state",
+)
+DEPLOYMENT_AVAILABLE_REPLICAS = PromMetric(
+    "kube_deployment_status_replicas_available", "gauge", _labels("deployment"), "kube-state"
+)
+
+PROM_METRICS: tuple[PromMetric, ...] = (
+    REQUESTS,
+    INFERENCE_LATENCY,
+    FLAGGED,
+    INPUT_CHARS,
+    HTTP_DURATION,
+    IN_PROGRESS,
+    BATCH_SIZE,
+    HPA_CURRENT_REPLICAS,
+    HPA_MAX_REPLICAS,
+    HPA_DESIRED_REPLICAS,
+    DEPLOYMENT_AVAILABLE_REPLICAS,
+)
+SERVICE_METRICS = tuple(metric for metric in PROM_METRICS if metric.source == "service")
+KUBE_STATE_COMPONENTS = ("HPA", "DEPLOYMENT")
+"""GKE `monitoringConfig.enableComponents` entries that export the kube-state metrics above."""
+
+TARGET_LABELS = frozenset({"cluster", "namespace", "location", "project_id", "job", "instance"})
+"""Labels Managed Prometheus adds from the scrape target (`prometheus_target` resource labels)."""
+
+# --- Cloud Monitoring built-in metrics -----------------------------------------------------------
+CONTAINER_RESTARTS = "kubernetes.io/container/restart_count"
+UPTIME_CHECK_PASSED = "monitoring.googleapis.com/uptime_check/check_passed"
+
+# --- log-based metrics (declared by infra/observability/logs.py) ---------------------------------
+ARMOR_DENIALS_LOG_METRIC = "moderation_armor_denied_requests"
+LB_5XX_LOG_METRIC = "moderation_lb_5xx_responses"
+LOG_METRICS = (ARMOR_DENIALS_LOG_METRIC, LB_5XX_LOG_METRIC)
+
+
+def log_metric_type(name: str) -> str:
+    """The Cloud Monitoring metric type of a user-defined log-based metric."""
+    return f"logging.googleapis.com/user/{name}"
+
+
+def promql_selector(series: str, matchers: Mapping[str, str]) -> str:
+    """`series{k="v",...}`; a value starting with `~` becomes a regex matcher (`k=~"v"`)."""
+    parts = [
+        f'{key}=~"{value[1:]}"' if value.startswith("~") else f'{key}="{value}"'
+        for key, value in matchers.items()
+    ]
+    return f"{series}{{{','.join(parts)}}}"
