@@ -1,0 +1,260 @@
+"""The HTTP layer: FastAPI app, OpenAI error bodies, and the per-request middlewares.
+
+Routes are methods of the `Moderation` service (service/app.py); this module holds what wraps
+them, so every error, including ones raised before a route runs, has the OpenAI error body.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.auth import ApiKeys, bearer_token
+from service.metrics import REQUESTS
+from service.request_log import log_request
+from service.schemas import ErrorBody, ErrorDetail
+from service.version import APP_VERSION
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_REQUEST_ID_LENGTH = 128
+PROTECTED_PREFIX = "/v1/"
+
+_ERROR_TYPES = {401: "invalid_request_error", 404: "invalid_request_error"}
+
+
+class ApiError(Exception):
+    """An error the client should see, with the OpenAI error fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    error_type = _ERROR_TYPES.get(
+        status, "server_error" if status >= 500 else "invalid_request_error"
+    )
+    body = ErrorBody(error=ErrorDetail(message=message, type=error_type, param=param, code=code))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _validation_message(error: dict[str, Any]) -> tuple[str, str | None]:
+    """A one-line message and the offending parameter from a pydantic error."""
+    location = [str(part) for part in error.get("loc", ()) if part != "body"]
+    if error.get("type") == "json_invalid":
+        return "The request body is not valid JSON.", None
+    param = location[0] if location else None
+    where = ".".join(location) or "body"
+    return f"Invalid value for '{where}': {error.get('msg', 'invalid')}.", param
+
+
+def create_app() -> FastAPI:
+    """A FastAPI app whose errors all carry the OpenAI error body."""
+    app = FastAPI(
+        title="Moderation API",
+        version=APP_VERSION,
+        description="OpenAI-compatible text moderation.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # BentoML serves the merged spec at /docs.json
+    )
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.message, param=error.param, code=error.code)
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ValidationError)
+    async def _invalid_request(
+        _: Request, error: RequestValidationError | ValidationError
+    ) -> JSONResponse:
+        message, param = _validation_message(error.errors()[0])
+        return error_response(400, message, param=param, code="invalid_value")
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail), headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, __: Exception) -> JSONResponse:
+        return error_response(500, "The server had an error processing the request.")
+
+    app.add_middleware(BodySizeLimit)
+    app.add_middleware(ApiKeyAuth)
+    app.add_middleware(RequestLog)
+    return app
+
+
+def state(scope: Scope) -> dict[str, Any]:
+    """Per-request values shared by middlewares and handlers (Starlette's request.state)."""
+    return scope.setdefault("state", {})
+
+
+class RequestId:
+    """Echo X-Request-ID when the client sent a sane one, else make one; on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"")
+        request_id = sent.decode("latin-1")
+        if not (0 < len(request_id) <= MAX_REQUEST_ID_LENGTH and request_id.isprintable()):
+            request_id = uuid.uuid4().hex
+        state(scope)["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != REQUEST_ID_HEADER.lower().encode()
+                ]
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class RequestLog:
+    """The JSON log line and the request counter, for every request the API app answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        response: dict[str, int] = {"status": 500, "bytes": 0}
+
+        async def observe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                response["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            facts = state(scope)
+            REQUESTS.labels(
+                model=facts.get("model", "none"), status_code=str(response["status"])
+            ).inc()
+            client = scope.get("client")
+            log_request(
+                method=scope["method"],
+                path=scope["path"],
+                status=response["status"],
+                latency_s=time.perf_counter() - started,
+                headers={
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in scope["headers"]
+                },
+                client_ip=client[0] if client else None,
+                response_bytes=response["bytes"],
+                facts={key: value for key, value in facts.items() if key in LOGGED_FACTS},
+            )
+
+
+# What handlers may put in the request state for the log line; nothing else gets logged.
+LOGGED_FACTS = (
+    "request_id",
+    "api_key_id",
+    "model",
+    "model_tag",
+    "inputs",
+    "input_chars",
+    "flagged",
+)
+
+
+class ApiKeyAuth:
+    """Bearer API keys on /v1/*; health, metrics and docs stay open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        keys: ApiKeys | None = scope["app"].state.api_keys
+        if keys is None:  # auth explicitly disabled
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1") or None)
+        key_id = keys.identify(token) if token else None
+        if key_id is None:
+            message = (
+                "Incorrect API key provided."
+                if token
+                else "Missing API key: send 'Authorization: Bearer <key>'."
+            )
+            response = error_response(
+                401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+            )
+            await response(scope, receive, send)
+            return
+        state(scope)["api_key_id"] = key_id
+        await self.app(scope, receive, send)
+
+
+class BodySizeLimit:
+    """413 for bodies over the limit, by Content-Length or by counting what actually arrives."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit: int = scope["app"].state.max_body_bytes
+        too_large = error_response(
+            413, f"The request body is larger than {limit} bytes.", code="request_too_large"
+        )
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"The request body is larger than {limit} bytes.")
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,152 @@
+"""The moderation API: `bentoml serve service.app:Moderation`.
+
+`Moderation` is the HTTP front (OpenAI-shaped routes, auth, limits, logs, metrics); it calls the
+batchable `Scorer` (service/inference.py), where concurrent requests are batched per model.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+from fastapi import Request
+
+from service import inference
+from service.api import ApiError, RequestId, create_app, state
+from service.auth import ApiKeys, AuthConfigError
+from service.catalog import ModelSpec
+from service.categories import CATEGORIES, Category
+from service.inference import CATALOG, ScoreItem, Scorer
+from service.metrics import FLAGGED, INPUT_CHARS
+from service.schemas import (
+    ErrorBody,
+    ModelList,
+    ModerationRequest,
+    ModerationResponse,
+    ModerationResult,
+)
+from service.settings import Settings
+
+api = create_app()
+
+_ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 405, 413, 503)}
+
+
+def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult:
+    """Apply the catalog thresholds: a category is flagged at or over its threshold."""
+    flags = {
+        category: category in spec.covered_categories
+        and scores[category] >= spec.threshold(category)
+        for category in CATEGORIES
+    }
+    return ModerationResult(
+        flagged=any(flags.values()),
+        categories=flags,
+        category_scores={category: scores[category] for category in CATEGORIES},
+    )
+
+
+@bentoml.service(
+    name="moderation",
+    traffic={"timeout": 60},
+    # The API app writes one JSON line per request itself (service/request_log.py).
+    logging={"access": {"enabled": False}},
+)
+@bentoml.asgi_app(api, path="/")
+class Moderation:
+    scorer = bentoml.depends(Scorer)
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        if not self.settings.auth_disabled and not self.settings.api_key_hashes:
+            raise AuthConfigError(
+                "no API keys configured: set MODERATION_API_KEY_HASHES or MODERATION_API_KEY_"
+                "HASHES_FILE, or MODERATION_AUTH_DISABLED=1 for local development"
+            )
+        api.state.api_keys = (
+            None if self.settings.auth_disabled else ApiKeys(self.settings.api_key_hashes)
+        )
+        api.state.max_body_bytes = self.settings.max_body_bytes
+        if self.settings.max_inputs > inference.MAX_BATCH_SIZE:
+            raise ValueError(f"MODERATION_MAX_INPUTS must be <= {inference.MAX_BATCH_SIZE}")
+
+    @api.post(
+        "/v1/moderations",
+        response_model=ModerationResponse,
+        responses=_ERRORS,
+        summary="Classify text(s) for harmful content (OpenAI Moderation API shape).",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ModerationRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def create_moderation(self, request: Request) -> ModerationResponse:
+        # Parsed by hand so that `curl -d` (form content type) works like the OpenAI API.
+        body = ModerationRequest.model_validate_json(await request.body())
+        texts = body.texts
+        self._check_limits(texts)
+        spec = CATALOG.find(body.model)
+        if spec is None:
+            raise ApiError(
+                404,
+                f"The model `{body.model}` does not exist.",
+                param="model",
+                code="model_not_found",
+            )
+        facts = state(request.scope)
+        facts.update(
+            model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=sum(map(len, texts))
+        )
+        try:
+            scores = await self.scorer.to_async.score(
+                [ScoreItem(model=spec.name, text=text) for text in texts]
+            )
+        except BentoMLException as error:
+            status = error.error_code.value
+            raise ApiError(
+                status if status in (429, 503) else 500,
+                "The model service could not answer; retry.",
+            ) from error
+        results = [moderate(spec, text_scores) for text_scores in scores]
+        self._observe(spec, texts, results)
+        facts["flagged"] = sum(result.flagged for result in results)
+        return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=spec.name, results=results)
+
+    @api.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
+    async def list_models(self) -> ModelList:
+        return ModelList(data=await self.scorer.to_async.models())
+
+    def _check_limits(self, texts: list[str]) -> None:
+        limits = self.settings
+        if not texts:
+            raise ApiError(400, "'input' must not be empty.", param="input", code="invalid_value")
+        if len(texts) > limits.max_inputs:
+            raise ApiError(
+                400,
+                f"'input' has {len(texts)} items; at most {limits.max_inputs} are allowed.",
+                param="input",
+                code="too_many_inputs",
+            )
+        longest = max(map(len, texts))
+        if longest > limits.max_input_chars:
+            raise ApiError(
+                400,
+                f"An input has {longest} characters; at most {limits.max_input_chars} are allowed.",
+                param="input",
+                code="input_too_long",
+            )
+
+    @staticmethod
+    def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:
+        for text in texts:
+            INPUT_CHARS.labels(model=spec.name).observe(len(text))
+        for result in results:
+            for category, flagged in result.categories.items():
+                if flagged:
+                    FLAGGED.labels(model=spec.name, category=category).inc()
+
+
+Moderation.add_asgi_middleware(RequestId)

@@ -1,0 +1,64 @@
+"""API keys: configured as SHA-256 hashes, checked in constant time.
+
+Hash a new key with `python -m service.auth < key.txt` (reads the key on stdin, prints its hash).
+Several hashes may be configured at once, which is how keys are rotated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sys
+
+HASH_SCHEME = "sha256:"
+
+
+class AuthConfigError(RuntimeError):
+    """The server must not start: keys are missing or malformed."""
+
+
+def hash_key(key: str) -> str:
+    return HASH_SCHEME + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKeys:
+    """The accepted keys, as digests; `identify` returns a short non-secret id for the logs."""
+
+    def __init__(self, hashes: tuple[str, ...]) -> None:
+        digests: list[bytes] = []
+        for position, item in enumerate(hashes, start=1):
+            hex_digest = item.removeprefix(HASH_SCHEME)
+            if not item.startswith(HASH_SCHEME) or len(hex_digest) != 64:
+                raise AuthConfigError(
+                    f"API key hash #{position} is not 'sha256:<64 hex digits>' "
+                    "(hash keys with `python -m service.auth`)"
+                )
+            try:
+                digests.append(bytes.fromhex(hex_digest))
+            except ValueError as error:
+                raise AuthConfigError(f"API key hash #{position} is not hexadecimal") from error
+        self._digests = tuple(digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def identify(self, presented_key: str) -> str | None:
+        """The matching key's id, or None. Compares against every hash, whatever matches."""
+        presented = hashlib.sha256(presented_key.encode("utf-8", errors="replace")).digest()
+        matched: bytes | None = None
+        for digest in self._digests:
+            if hmac.compare_digest(presented, digest):
+                matched = digest
+        return None if matched is None else matched.hex()[:12]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+if __name__ == "__main__":
+    print(hash_key(sys.stdin.read().strip()))

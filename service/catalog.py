@@ -1,0 +1,119 @@
+"""The model catalog: which models the service loads, how their labels map to OpenAI categories.
+
+The catalog is a YAML file (service/catalog.yaml, or the path in MODERATION_CATALOG). It is read at
+import time because BentoML packs the models that the service classes name as attributes.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from service.categories import Category
+
+DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+CATALOG_ENV = "MODERATION_CATALOG"
+
+ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Backend(StrEnum):
+    """How a stored model is loaded and run."""
+
+    SKLEARN = "sklearn"  # a joblib-saved scikit-learn text pipeline with predict_proba
+    TRANSFORMERS = "transformers"  # a Hugging Face sequence-classification model (save_pretrained)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One servable model."""
+
+    name: ModelName = Field(description="What clients pass as `model`.")
+    aliases: tuple[str, ...] = Field(
+        default=(), description="Other names accepted as `model`, e.g. OpenAI's model names."
+    )
+    backend: Backend
+    tag: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]*:[a-z0-9._-]+$",
+        description="BentoML model-store tag, pinned to a version (name:version).",
+    )
+    source: str | None = Field(
+        default=None, description="Where the stored model came from (Hub id, PyPI package)."
+    )
+    revision: str | None = Field(default=None, description="Pinned source revision.")
+    labels: dict[str, Category | None] = Field(
+        description="Model label -> OpenAI category; null for labels that mean 'nothing found'."
+    )
+    thresholds: dict[Category, Threshold] = Field(
+        default_factory=dict, description="Per-category score at or over which it is flagged."
+    )
+    default_threshold: Threshold = 0.5
+    description: str = Field(default="", description="What the model really detects.")
+
+    @model_validator(mode="after")
+    def _thresholds_name_covered_categories(self) -> Self:
+        stray = set(self.thresholds) - self.covered_categories
+        if stray:
+            raise ValueError(f"thresholds for categories no label maps to: {sorted(stray)}")
+        return self
+
+    @cached_property
+    def covered_categories(self) -> frozenset[Category]:
+        """The categories this model really scores; the others are always reported as 0.0."""
+        return frozenset(category for category in self.labels.values() if category is not None)
+
+    def threshold(self, category: Category) -> float:
+        return self.thresholds.get(category, self.default_threshold)
+
+
+class Catalog(_Strict):
+    """All models the service loads side by side, and the one used when a request names none."""
+
+    default_model: ModelName
+    models: tuple[ModelSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_are_unique_and_default_exists(self) -> Self:
+        names = [name for spec in self.models for name in (spec.name, *spec.aliases)]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"model names or aliases used twice: {duplicates}")
+        if self.default_model not in {spec.name for spec in self.models}:
+            raise ValueError(f"default_model {self.default_model!r} is not a model in the catalog")
+        return self
+
+    def find(self, name: str | None) -> ModelSpec | None:
+        """The model a request asks for (by name or alias); the default when it names none."""
+        wanted = self.default_model if name is None else name
+        return next((spec for spec in self.models if wanted in (spec.name, *spec.aliases)), None)
+
+    @property
+    def default(self) -> ModelSpec:
+        spec = self.find(None)
+        assert spec is not None  # guaranteed by the validator
+        return spec
+
+
+def catalog_path() -> Path:
+    return Path(os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_PATH)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read and validate a catalog file; errors name the file and the offending field."""
+    path = path or catalog_path()
+    with path.open(encoding="utf-8") as stream:
+        raw = yaml.safe_load(stream)
+    try:
+        return Catalog.model_validate(raw)
+    except ValueError as error:
+        raise ValueError(f"invalid model catalog {path}: {error}") from error

@@ -1,0 +1,30 @@
+"""Prometheus metrics beyond BentoML's own; names are a contract with dashboards and alerts.
+
+`bentoml.metrics` is prometheus_client, created lazily so that BentoML's multiprocess collector
+sees every worker's samples on /metrics.
+"""
+
+import bentoml
+
+REQUESTS = bentoml.metrics.Counter(
+    name="moderation_requests_total",
+    documentation="Moderation API requests, by model and HTTP status code.",
+    labelnames=["model", "status_code"],
+)
+INFERENCE_LATENCY = bentoml.metrics.Histogram(
+    name="moderation_inference_latency_seconds",
+    documentation="Model forward-pass time for one batch, by model.",
+    labelnames=["model"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+FLAGGED = bentoml.metrics.Counter(
+    name="moderation_flagged_total",
+    documentation="Texts flagged, by model and category.",
+    labelnames=["model", "category"],
+)
+INPUT_CHARS = bentoml.metrics.Histogram(
+    name="moderation_input_chars",
+    documentation="Length of each input text in characters, by model.",
+    labelnames=["model"],
+    buckets=(16, 64, 256, 1024, 4096, 16384, 65536),
+)

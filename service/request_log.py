@@ -1,0 +1,83 @@
+"""One JSON line per API request on stdout, in the shape Cloud Logging parses.
+
+Fields: severity, message, httpRequest, trace (when the load balancer sent one), and the request's
+facts: request id, model, model tag, number of inputs, total characters, number flagged, latency.
+The input text is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+_logger = logging.getLogger("moderation.requests")
+_logger.propagate = False
+if not _logger.handlers:
+    _handler = logging.StreamHandler(sys.stdout)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    _logger.addHandler(_handler)
+    _logger.setLevel(logging.INFO)
+
+
+def trace_fields(headers: dict[str, str]) -> dict[str, str]:
+    """Cloud Logging's trace/span fields from X-Cloud-Trace-Context or W3C traceparent."""
+    trace_id = span_id = ""
+    if cloud := headers.get("x-cloud-trace-context"):
+        trace_id, _, rest = cloud.partition("/")
+        span_id = rest.split(";", 1)[0]
+    elif parent := headers.get("traceparent"):
+        parts = parent.split("-")
+        if len(parts) == 4:
+            trace_id, span_id = parts[1], parts[2]
+    if not trace_id.isalnum():
+        return {}
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    fields = {
+        "logging.googleapis.com/trace": f"projects/{project}/traces/{trace_id}"
+        if project
+        else trace_id
+    }
+    if span_id.isalnum():
+        fields["logging.googleapis.com/spanId"] = span_id
+    return fields
+
+
+def severity(status: int) -> str:
+    if status >= 500:
+        return "ERROR"
+    return "WARNING" if status >= 400 else "INFO"
+
+
+def log_request(
+    *,
+    method: str,
+    path: str,
+    status: int,
+    latency_s: float,
+    headers: dict[str, str],
+    client_ip: str | None,
+    response_bytes: int,
+    facts: dict[str, Any],
+) -> None:
+    """Write the line; `facts` holds what the handler learned (never the texts themselves)."""
+    entry: dict[str, Any] = {
+        "severity": severity(status),
+        "message": f"{method} {path} {status}",
+        "httpRequest": {
+            "requestMethod": method,
+            "requestUrl": path,
+            "status": status,
+            "requestSize": headers.get("content-length", "0"),
+            "responseSize": str(response_bytes),
+            "userAgent": headers.get("user-agent", ""),
+            "remoteIp": client_ip or "",
+            "latency": f"{latency_s:.6f}s",
+        },
+        **trace_fields(headers),
+        **facts,
+        "latency_ms": round(latency_s * 1000, 3),
+    }
+    _logger.info(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))

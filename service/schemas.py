@@ -1,0 +1,88 @@
+"""Request and response bodies: the OpenAI Moderation API shape, plus the error body."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from service.categories import CATEGORIES, Category
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    """JSON may carry lone UTF-16 surrogates (\\ud800); tokenizers reject them, so drop to '?'."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+class ModerationRequest(BaseModel):
+    """`input`: one text or a list of texts; `model`: a catalog name, absent for the default."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"input": ["I love you", "I will hurt you"]}]},
+    )
+
+    input: (
+        Annotated[str, StringConstraints(strict=True)]
+        | list[Annotated[str, StringConstraints(strict=True)]]
+    ) = Field(description="Text(s) to classify.")
+    model: str | None = Field(default=None, description="Model name; see GET /v1/models.")
+
+    @field_validator("input")
+    @classmethod
+    def _clean_unicode(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str):
+            return _replace_lone_surrogates(value)
+        return [_replace_lone_surrogates(text) for text in value]
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else self.input
+
+
+class ModerationResult(BaseModel):
+    flagged: bool
+    categories: dict[Category, bool]
+    category_scores: dict[Category, float]
+    category_applied_input_types: dict[Category, list[Literal["text"]]] = Field(
+        default_factory=lambda: {category: ["text"] for category in CATEGORIES},
+        description="Which input types each score applies to; text only here.",
+    )
+
+
+class ModerationResponse(BaseModel):
+    id: str
+    model: str
+    results: list[ModerationResult]
+
+
+class ModelCard(BaseModel):
+    """One loaded model, in the OpenAI model-list shape plus what this service adds."""
+
+    id: str = Field(description="The name to pass as `model`.")
+    object: Literal["model"] = "model"
+    created: int = Field(description="When the model was stored (Unix seconds).")
+    owned_by: str = Field(description="Where the model came from.")
+    tag: str = Field(description="BentoML model-store tag that is loaded.")
+    backend: str
+    default: bool = Field(description="Used when a request names no model.")
+    aliases: list[str]
+    categories: list[Category] = Field(description="Categories this model really scores.")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The OpenAI error body, so clients raise their usual typed exceptions."""
+
+    error: ErrorDetail

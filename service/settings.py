@@ -1,0 +1,43 @@
+"""Runtime settings from the environment (Kubernetes env / Secret), read once per worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "MODERATION_"
+
+
+class Settings(BaseModel):
+    """Input limits and API-key configuration; every field is MODERATION_<FIELD> in the env."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_inputs: int = Field(
+        default=64, ge=1, le=256, description="Texts per request (the batch cap)."
+    )
+    max_input_chars: int = Field(default=20_000, ge=1, description="Characters per text.")
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Request body size.")
+    auth_disabled: bool = Field(default=False, description="Local development only.")
+    api_key_hashes: tuple[str, ...] = Field(default=(), description="`sha256:<hex>` per key.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Errors name the variable; hashes come from _HASHES (comma list) and _HASHES_FILE."""
+        values: dict[str, object] = {
+            name: environ[ENV_PREFIX + name.upper()]
+            for name in ("max_inputs", "max_input_chars", "max_body_bytes")
+            if environ.get(ENV_PREFIX + name.upper())
+        }
+        values["auth_disabled"] = environ.get(ENV_PREFIX + "AUTH_DISABLED", "") == "1"
+        hashes = [
+            item.strip() for item in environ.get(ENV_PREFIX + "API_KEY_HASHES", "").split(",")
+        ]
+        if hashes_file := environ.get(ENV_PREFIX + "API_KEY_HASHES_FILE"):
+            lines = Path(hashes_file).read_text(encoding="utf-8").splitlines()
+            hashes += [line.strip() for line in lines if not line.strip().startswith("#")]
+        values["api_key_hashes"] = tuple(item for item in hashes if item)
+        return cls.model_validate(values)
