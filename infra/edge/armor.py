@@ -1,0 +1,243 @@
+"""Cloud Armor security policy for the public API: deny lists, WAF signatures, rate limits.
+
+Cloud Armor evaluates rules by priority and stops at the first rule that matches; a throttle
+rule whose request conforms *allows* it, so two throttle rules can never both count the same
+request. The limits are therefore partitioned: a request that presents an `Authorization`
+header is counted against that key, any other request against its client IP. Keyless
+requests never reach the model (the service answers 401), so the per-IP bucket is the one
+abusive clients hit first; in prod it bans them for a while instead of only throttling.
+
+Moderation inputs are untrusted text *by design*: a user asking whether
+"'; DROP TABLE users; --" or "<script>alert(1)</script>" is harmful is a normal request. The
+service feeds that text to a classifier and never interprets it as SQL, HTML, a path or a
+command, so body-inspecting WAF signatures (sqli, xss, lfi, rfi, rce, protocol attack,
+scanner detection) can only produce false positives on it. They are enforced on every request
+except the body-carrying moderation call (`POST /v1/moderations`); method enforcement, which
+looks only at the HTTP method, applies to everything. Signature sets for stacks this service
+does not run (php, java, nodejs, log4j `cve-canary`) are left out: they add latency and false
+positives and protect nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_gcp as gcp
+
+DEFAULT_RULE_PRIORITY = 2147483647
+FREE_TEXT_ENDPOINTS: tuple[str, ...] = ("/v1/moderations",)
+BODY_INSPECTING_WAF_RULE_SETS: tuple[str, ...] = (
+    "sqli-v33-stable",
+    "xss-v33-stable",
+    "lfi-v33-stable",
+    "rfi-v33-stable",
+    "rce-v33-stable",
+    "protocolattack-v33-stable",
+    "scannerdetection-v33-stable",
+)
+METHOD_ENFORCEMENT_RULE_SET = "methodenforcement-v33-stable"
+# Lowest sensitivity: only the high-confidence signatures of each set.
+WAF_SENSITIVITY = 1
+# Cloud Armor accepts at most this many IP ranges per rule and this many sub-expressions per
+# custom expression.
+MAX_RANGES_PER_RULE = 10
+MAX_SUBEXPRESSIONS = 5
+HAS_API_KEY = "has(request.headers['authorization'])"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` requests per `interval_sec` seconds per client key."""
+
+    count: int
+    interval_sec: int
+
+
+@dataclass(frozen=True)
+class ArmorPolicyArgs:
+    """Everything the policy needs; limits and lists come from the stack config."""
+
+    policy_name: str
+    per_api_key: RateLimit
+    per_ip: RateLimit
+    labels: Mapping[str, str]
+    # Set (prod) to ban an IP for this long once it exceeds its limit, instead of throttling.
+    ip_ban_duration_sec: int | None = None
+    deny_ip_ranges: Sequence[str] = field(default_factory=tuple)
+    deny_region_codes: Sequence[str] = field(default_factory=tuple)
+    adaptive_protection: bool = False
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _deny_list_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
+    rules = [
+        gcp.compute.SecurityPolicyRuleArgs(
+            priority=1000 + index,
+            action="deny(403)",
+            description="Configured IP deny list",
+            match=gcp.compute.SecurityPolicyRuleMatchArgs(
+                versioned_expr="SRC_IPS_V1",
+                config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=list(ranges)),
+            ),
+        )
+        for index, ranges in enumerate(_chunks(args.deny_ip_ranges, MAX_RANGES_PER_RULE))
+    ]
+    rules += [
+        gcp.compute.SecurityPolicyRuleArgs(
+            priority=1100 + index,
+            action="deny(403)",
+            description="Configured region deny list",
+            match=gcp.compute.SecurityPolicyRuleMatchArgs(
+                expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(
+                    expression=" || ".join(f"origin.region_code == '{code}'" for code in codes)
+                )
+            ),
+        )
+        for index, codes in enumerate(_chunks(args.deny_region_codes, MAX_SUBEXPRESSIONS))
+    ]
+    return rules
+
+
+def _waf_expression(rule_set: str) -> str:
+    return f"evaluatePreconfiguredWaf('{rule_set}', {{'sensitivity': {WAF_SENSITIVITY}}})"
+
+
+def _is_free_text_call() -> str:
+    paths = " || ".join(f"request.path == '{path}'" for path in FREE_TEXT_ENDPOINTS)
+    return f"request.method == 'POST' && ({paths})"
+
+
+def _waf_rules() -> list[gcp.compute.SecurityPolicyRuleArgs]:
+    rules = [
+        gcp.compute.SecurityPolicyRuleArgs(
+            priority=2000,
+            action="deny(403)",
+            description=f"WAF {METHOD_ENFORCEMENT_RULE_SET}",
+            match=gcp.compute.SecurityPolicyRuleMatchArgs(
+                expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(
+                    expression=_waf_expression(METHOD_ENFORCEMENT_RULE_SET)
+                )
+            ),
+        )
+    ]
+    rules += [
+        gcp.compute.SecurityPolicyRuleArgs(
+            priority=2001 + index,
+            action="deny(403)",
+            description=f"WAF {rule_set}, not on moderation input bodies",
+            match=gcp.compute.SecurityPolicyRuleMatchArgs(
+                expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(
+                    expression=f"!({_is_free_text_call()}) && {_waf_expression(rule_set)}"
+                )
+            ),
+        )
+        for index, rule_set in enumerate(BODY_INSPECTING_WAF_RULE_SETS)
+    ]
+    return rules
+
+
+def _threshold(
+    limit: RateLimit,
+) -> gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs:
+    return gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs(
+        count=limit.count, interval_sec=limit.interval_sec
+    )
+
+
+def _rate_limit_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
+    per_key = gcp.compute.SecurityPolicyRuleArgs(
+        priority=3000,
+        action="throttle",
+        description="Throttle per API key (Authorization header)",
+        match=gcp.compute.SecurityPolicyRuleMatchArgs(
+            expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(expression=HAS_API_KEY)
+        ),
+        rate_limit_options=gcp.compute.SecurityPolicyRuleRateLimitOptionsArgs(
+            conform_action="allow",
+            exceed_action="deny(429)",
+            enforce_on_key_configs=[
+                gcp.compute.SecurityPolicyRuleRateLimitOptionsEnforceOnKeyConfigArgs(
+                    enforce_on_key_type="HTTP_HEADER", enforce_on_key_name="Authorization"
+                )
+            ],
+            rate_limit_threshold=_threshold(args.per_api_key),
+        ),
+    )
+    ban = args.ip_ban_duration_sec is not None
+    per_ip = gcp.compute.SecurityPolicyRuleArgs(
+        priority=3100,
+        action="rate_based_ban" if ban else "throttle",
+        description=("Ban" if ban else "Throttle") + " per client IP (requests without API key)",
+        match=gcp.compute.SecurityPolicyRuleMatchArgs(
+            expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(expression=f"!{HAS_API_KEY}")
+        ),
+        rate_limit_options=gcp.compute.SecurityPolicyRuleRateLimitOptionsArgs(
+            conform_action="allow",
+            exceed_action="deny(429)",
+            enforce_on_key_configs=[
+                gcp.compute.SecurityPolicyRuleRateLimitOptionsEnforceOnKeyConfigArgs(
+                    enforce_on_key_type="IP"
+                )
+            ],
+            rate_limit_threshold=_threshold(args.per_ip),
+            ban_duration_sec=args.ip_ban_duration_sec,
+        ),
+    )
+    return [per_key, per_ip]
+
+
+def _default_rule() -> gcp.compute.SecurityPolicyRuleArgs:
+    return gcp.compute.SecurityPolicyRuleArgs(
+        priority=DEFAULT_RULE_PRIORITY,
+        action="allow",
+        description="Default: allow what no rule above stopped",
+        match=gcp.compute.SecurityPolicyRuleMatchArgs(
+            versioned_expr="SRC_IPS_V1",
+            config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=["*"]),
+        ),
+    )
+
+
+def security_policy_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
+    """All rules in evaluation order: deny lists, WAF, rate limits, default allow."""
+    return [*_deny_list_rules(args), *_waf_rules(), *_rate_limit_rules(args), _default_rule()]
+
+
+class ArmorPolicy(pulumi.ComponentResource):
+    """The Cloud Armor policy that the Gateway's backend policies attach."""
+
+    policy_name: pulumi.Output[str]
+    self_link: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ArmorPolicyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:edge:ArmorPolicy", name, None, opts)
+        adaptive = (
+            gcp.compute.SecurityPolicyAdaptiveProtectionConfigArgs(
+                layer7_ddos_defense_config=gcp.compute.SecurityPolicyAdaptiveProtectionConfigLayer7DdosDefenseConfigArgs(
+                    enable=True, rule_visibility="STANDARD"
+                )
+            )
+            if args.adaptive_protection
+            else None
+        )
+        policy = gcp.compute.SecurityPolicy(
+            name,
+            name=args.policy_name,
+            description="Moderation API edge: deny lists, WAF, per-key and per-IP rate limits",
+            type="CLOUD_ARMOR",
+            labels=dict(args.labels),
+            adaptive_protection_config=adaptive,
+            rules=security_policy_rules(args),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.policy_name = policy.name
+        self.self_link = policy.self_link
+        self.register_outputs({"policy_name": self.policy_name, "self_link": self.self_link})

@@ -1,0 +1,267 @@
+"""GKE Gateway API objects that expose the API over HTTPS only.
+
+One `gke-l7-global-external-managed` Gateway on the static IP, serving the Certificate Manager
+map. Its HTTPS listener carries the only route to the service, for the versioned API paths
+(`/v1...`) and, for the external uptime check, `GET /readyz`; anything else gets the load
+balancer's 404, so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
+answer with a redirect to HTTPS. The route splits traffic between the stable and the canary
+Service by weight.
+
+Policies: `GCPGatewayPolicy` pins the SSL policy (TLS >= 1.2, MODERN ciphers);
+`GCPBackendPolicy` per Service attaches Cloud Armor, request logging, the backend timeout and
+connection draining; `HealthCheckPolicy` per Service probes `/readyz`, so a pod that is still
+loading models receives no traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+GATEWAY_CLASS = "gke-l7-global-external-managed"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GKE_POLICY_API = "networking.gke.io/v1"
+CERTMAP_ANNOTATION = "networking.gke.io/certmap"
+HTTPS_LISTENER = "https"
+HTTP_LISTENER = "http"
+API_PATH_PREFIX = "/v1"
+HEALTH_CHECK_PATH = "/readyz"
+LOG_SAMPLE_RATE_SCALE = 1_000_000  # GCPBackendPolicy takes the sample rate in millionths
+
+
+@dataclass(frozen=True)
+class WeightedBackend:
+    """The Service of one release track, receiving `weight` percent of the API traffic."""
+
+    track: str
+    service_name: pulumi.Input[str]
+    port: int
+    weight: int
+
+
+@dataclass(frozen=True)
+class EdgeGatewayArgs:
+    """Names of what the Gateway ties together, and the per-stack backend settings."""
+
+    gateway_name: str
+    namespace: pulumi.Input[str]
+    hostnames: Sequence[str]
+    address_name: pulumi.Input[str]
+    certificate_map_name: pulumi.Input[str]
+    ssl_policy_name: str
+    security_policy_name: pulumi.Input[str]
+    backends: Sequence[WeightedBackend]
+    log_sample_rate: float
+    backend_timeout_sec: int
+    connection_draining_sec: int
+    labels: Mapping[str, str]
+
+
+def _gateway_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
+    same_namespace = {"namespaces": {"from": "Same"}}
+    return {
+        "gatewayClassName": GATEWAY_CLASS,
+        "addresses": [{"type": "NamedAddress", "value": args.address_name}],
+        "listeners": [
+            # No `tls` block: GKE serves the certificate map named in the annotation.
+            {
+                "name": HTTPS_LISTENER,
+                "protocol": "HTTPS",
+                "port": 443,
+                "allowedRoutes": same_namespace,
+            },
+            {
+                "name": HTTP_LISTENER,
+                "protocol": "HTTP",
+                "port": 80,
+                "allowedRoutes": same_namespace,
+            },
+        ],
+    }
+
+
+def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
+    backend_refs = [
+        {"name": backend.service_name, "port": backend.port, "weight": backend.weight}
+        for backend in args.backends
+    ]
+    return {
+        "parentRefs": [{"name": args.gateway_name, "sectionName": HTTPS_LISTENER}],
+        "hostnames": list(args.hostnames),
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": API_PATH_PREFIX}}],
+                "backendRefs": backend_refs,
+            },
+            # For the external uptime check only: readiness says nothing but "ready" or not.
+            {
+                "matches": [
+                    {"path": {"type": "Exact", "value": HEALTH_CHECK_PATH}, "method": "GET"}
+                ],
+                "backendRefs": backend_refs,
+            },
+        ],
+    }
+
+
+def _redirect_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
+    return {
+        "parentRefs": [{"name": args.gateway_name, "sectionName": HTTP_LISTENER}],
+        "hostnames": list(args.hostnames),
+        "rules": [
+            {
+                "filters": [
+                    {
+                        "type": "RequestRedirect",
+                        "requestRedirect": {"scheme": "https", "statusCode": 301},
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def _service_ref(service_name: pulumi.Input[str]) -> dict[str, Any]:
+    return {"group": "", "kind": "Service", "name": service_name}
+
+
+def _backend_policy_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str]) -> dict[str, Any]:
+    return {
+        "targetRef": _service_ref(service_name),
+        "default": {
+            "securityPolicy": args.security_policy_name,
+            "logging": {
+                "enabled": True,
+                "sampleRate": round(args.log_sample_rate * LOG_SAMPLE_RATE_SCALE),
+            },
+            "timeoutSec": args.backend_timeout_sec,
+            "connectionDraining": {"drainingTimeoutSec": args.connection_draining_sec},
+        },
+    }
+
+
+def _health_check_spec(service_name: pulumi.Input[str]) -> dict[str, Any]:
+    return {
+        "targetRef": _service_ref(service_name),
+        "default": {
+            "checkIntervalSec": 5,
+            "timeoutSec": 3,
+            "healthyThreshold": 1,
+            "unhealthyThreshold": 3,
+            "logConfig": {"enabled": True},
+            # Port omitted: the load balancer probes each pod on its serving port (NEG endpoint).
+            "config": {"type": "HTTP", "httpHealthCheck": {"requestPath": HEALTH_CHECK_PATH}},
+        },
+    }
+
+
+class EdgeGateway(pulumi.ComponentResource):
+    """SSL policy, Gateway, HTTPS route, HTTP redirect route and the GKE policies."""
+
+    gateway_name: pulumi.Output[str]
+    ssl_policy_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: EdgeGatewayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:edge:EdgeGateway", name, None, opts)
+        self._args = args
+        ssl_policy = gcp.compute.SSLPolicy(
+            f"{name}-ssl",
+            name=args.ssl_policy_name,
+            description="TLS 1.2+ with the MODERN cipher profile",
+            min_tls_version="TLS_1_2",
+            profile="MODERN",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        gateway = self._object(
+            f"{name}-gateway",
+            GATEWAY_API,
+            "Gateway",
+            args.gateway_name,
+            _gateway_spec(args),
+            annotations={CERTMAP_ANNOTATION: args.certificate_map_name},
+        )
+        after_gateway = [gateway]
+        self._object(
+            f"{name}-tls-policy",
+            GKE_POLICY_API,
+            "GCPGatewayPolicy",
+            f"{args.gateway_name}-tls",
+            {
+                "targetRef": {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": args.gateway_name,
+                },
+                "default": {"sslPolicy": ssl_policy.name},
+            },
+            depends_on=after_gateway,
+        )
+        self._object(
+            f"{name}-api-route",
+            GATEWAY_API,
+            "HTTPRoute",
+            f"{args.gateway_name}-api",
+            _api_route_spec(args),
+            depends_on=after_gateway,
+        )
+        self._object(
+            f"{name}-redirect-route",
+            GATEWAY_API,
+            "HTTPRoute",
+            f"{args.gateway_name}-https-redirect",
+            _redirect_route_spec(args),
+            depends_on=after_gateway,
+        )
+        for backend in args.backends:
+            self._object(
+                f"{name}-backend-policy-{backend.track}",
+                GKE_POLICY_API,
+                "GCPBackendPolicy",
+                f"{args.gateway_name}-{backend.track}",
+                _backend_policy_spec(args, backend.service_name),
+            )
+            self._object(
+                f"{name}-health-check-{backend.track}",
+                GKE_POLICY_API,
+                "HealthCheckPolicy",
+                f"{args.gateway_name}-{backend.track}",
+                _health_check_spec(backend.service_name),
+            )
+
+        self.gateway_name = pulumi.Output.from_input(args.gateway_name)
+        self.ssl_policy_name = ssl_policy.name
+        self.register_outputs(
+            {"gateway_name": self.gateway_name, "ssl_policy_name": self.ssl_policy_name}
+        )
+
+    def _object(
+        self,
+        logical_name: str,
+        api_version: str,
+        kind: str,
+        object_name: str,
+        spec: Mapping[str, Any],
+        annotations: Mapping[str, pulumi.Input[str]] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> k8s.apiextensions.CustomResource:
+        """A namespaced custom resource (the Gateway API kinds are not typed in the SDK)."""
+        return k8s.apiextensions.CustomResource(
+            logical_name,
+            api_version=api_version,
+            kind=kind,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=object_name,
+                namespace=self._args.namespace,
+                labels=dict(self._args.labels),
+                annotations=dict(annotations) if annotations else None,
+            ),
+            spec=dict(spec),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+        )
