@@ -1,0 +1,425 @@
+"""Stack configuration: read once from Pulumi config into a frozen, validated `StackConfig`.
+
+Every setting that differs between environments lives in `Pulumi.<stack>.yaml`; the program code is
+the same for all stacks. Validation happens here, before any resource is declared, so a typo or a
+bad value fails fast with the config key in the message (`moderation:nodePools.model.minNodes`).
+
+Adding a concern: define one sub-model below (camelCase keys in YAML, snake_case in Python), add one
+field to `StackConfig` in the marked section, and one `moderation:<key>` section to each stack file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "moderation"
+"""Pulumi config namespace of this project (`moderation:<key>`)."""
+
+APP = "moderation"
+
+# Machine families GKE node pools can run; the family is the part before the first dash.
+CPU_MACHINE_FAMILIES = frozenset(
+    {"e2", "n1", "n2", "n2d", "n4", "n4d", "c2", "c2d", "c3", "c3d", "c4", "c4a", "c4d", "t2d"}
+)
+GPU_MACHINE_FAMILIES = frozenset({"g2", "g4", "a2", "a3", "a4", "n1"})
+GPU_ACCELERATORS = frozenset(
+    {"nvidia-l4", "nvidia-tesla-t4", "nvidia-tesla-a100", "nvidia-a100-80gb", "nvidia-h100-80gb"}
+)
+
+
+class ConfigError(ValueError):
+    """Bad stack configuration; the message names each offending `moderation:` key."""
+
+
+def _cidr(value: str) -> str:
+    """A strict IPv4 network in CIDR notation (host bits must be zero)."""
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not an IPv4 network in CIDR notation ({error})") from None
+    return str(network)
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+ResourceName = Annotated[str, Field(pattern=r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
+ImageByDigest = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$",
+        description="An image pinned by digest: <registry>/<path>@sha256:<64 hex>. Tags drift.",
+    ),
+]
+BentoTag = Annotated[str, Field(pattern=r"^[a-z0-9_.-]+:[a-z0-9_.-]+$")]
+
+
+class _Section(BaseModel):
+    """Base of every config section: immutable, camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+def _machine_family(machine_type: str) -> str:
+    return machine_type.split("-", 1)[0]
+
+
+# --- gcp ------------------------------------------------------------------------------------------
+
+
+class GcpConfig(_Section):
+    """Where the stack lives. Read from the provider's own keys `gcp:project` and `gcp:region`."""
+
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]+$")]
+
+
+# --- network --------------------------------------------------------------------------------------
+
+
+class NetworkConfig(_Section):
+    """VPC ranges. Pods and services use subnet secondary ranges (VPC-native cluster)."""
+
+    subnet_cidr: Cidr
+    pods_cidr: Cidr
+    services_cidr: Cidr
+    master_cidr: Cidr = Field(description="/28 for the GKE control plane's private endpoint.")
+    flow_logs: bool = False
+    flow_logs_sampling: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+    @model_validator(mode="after")
+    def _ranges_are_disjoint(self) -> Self:
+        ranges = {
+            "subnetCidr": self.subnet_cidr,
+            "podsCidr": self.pods_cidr,
+            "servicesCidr": self.services_cidr,
+            "masterCidr": self.master_cidr,
+        }
+        networks = {key: ipaddress.IPv4Network(value) for key, value in ranges.items()}
+        keys = list(networks)
+        for i, first in enumerate(keys):
+            for second in keys[i + 1 :]:
+                if networks[first].overlaps(networks[second]):
+                    raise ValueError(f"{first} {ranges[first]} overlaps {second} {ranges[second]}")
+        if networks["masterCidr"].prefixlen != 28:
+            raise ValueError(f"masterCidr must be a /28, got {self.master_cidr}")
+        return self
+
+
+# --- cluster --------------------------------------------------------------------------------------
+
+
+class AuthorizedNetwork(_Section):
+    name: str
+    cidr: Cidr
+
+
+class MaintenanceWindow(_Section):
+    """A recurring window (RFC 5545 RRULE) in UTC, e.g. weekend nights."""
+
+    start_time: str = "2025-01-04T02:00:00Z"
+    end_time: str = "2025-01-04T08:00:00Z"
+    recurrence: str = "FREQ=WEEKLY;BYDAY=SA,SU"
+
+
+class ClusterConfig(_Section):
+    """The GKE control plane: safer-cluster parity switches that differ per environment."""
+
+    name: ResourceName = "moderation"
+    regional: bool = Field(
+        description="Regional control plane (3 zones, SLA) or zonal (one free zonal cluster)."
+    )
+    node_zones: Annotated[list[str], Field(min_length=1)]
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = Field(
+        description="Minimum control-plane minor version; Kubernetes objects are validated "
+        "against this version's OpenAPI schema."
+    )
+    master_authorized_networks: list[AuthorizedNetwork] = []
+    maintenance_window: MaintenanceWindow = MaintenanceWindow()
+    deletion_protection: bool
+    binary_authorization: Literal["PROJECT_SINGLETON_POLICY_ENFORCE", "DISABLED"] = (
+        "PROJECT_SINGLETON_POLICY_ENFORCE"
+    )
+    kms_key_rotation_days: Annotated[int, Field(ge=1, le=365)] = 90
+
+    @model_validator(mode="after")
+    def _zones_in_one_region(self) -> Self:
+        regions = {zone.rsplit("-", 1)[0] for zone in self.node_zones}
+        if len(regions) != 1:
+            raise ValueError(f"nodeZones must all be in one region, got {self.node_zones}")
+        return self
+
+
+# --- node pools -----------------------------------------------------------------------------------
+
+
+class NodePoolConfig(_Section):
+    machine_type: str
+    min_nodes: Annotated[int, Field(ge=0, le=1000)]
+    max_nodes: Annotated[int, Field(ge=1, le=1000)]
+    spot: bool = False
+    disk_size_gb: Annotated[int, Field(ge=20, le=65536)] = 50
+    disk_type: Literal["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"] = "pd-balanced"
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"minNodes {self.min_nodes} is above maxNodes {self.max_nodes}")
+        return self
+
+    @model_validator(mode="after")
+    def _known_machine_family(self) -> Self:
+        family = _machine_family(self.machine_type)
+        if family not in CPU_MACHINE_FAMILIES | GPU_MACHINE_FAMILIES:
+            known = ", ".join(sorted(CPU_MACHINE_FAMILIES | GPU_MACHINE_FAMILIES))
+            raise ValueError(
+                f"machineType {self.machine_type!r}: unknown machine family {family!r} "
+                f"(known: {known})"
+            )
+        return self
+
+
+class GpuNodePoolConfig(NodePoolConfig):
+    accelerator_type: str
+    accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+
+    @model_validator(mode="after")
+    def _gpu_machine(self) -> Self:
+        family = _machine_family(self.machine_type)
+        if family not in GPU_MACHINE_FAMILIES:
+            raise ValueError(
+                f"machineType {self.machine_type!r} cannot attach GPUs; use one of "
+                f"{', '.join(sorted(GPU_MACHINE_FAMILIES))}"
+            )
+        if self.accelerator_type not in GPU_ACCELERATORS:
+            raise ValueError(
+                f"acceleratorType {self.accelerator_type!r} is not one of "
+                f"{', '.join(sorted(GPU_ACCELERATORS))}"
+            )
+        return self
+
+
+class NodePoolsConfig(_Section):
+    """A small on-demand system pool, the autoscaled model pool, and an optional GPU pool."""
+
+    system: NodePoolConfig
+    model: NodePoolConfig
+    gpu: GpuNodePoolConfig | None = None
+
+    @model_validator(mode="after")
+    def _system_is_on_demand(self) -> Self:
+        if self.system.spot:
+            raise ValueError("system.spot must be false: kube-system pods need on-demand nodes")
+        if self.system.min_nodes < 1:
+            raise ValueError("system.minNodes must be at least 1")
+        return self
+
+
+# --- registry -------------------------------------------------------------------------------------
+
+
+class RegistryConfig(_Section):
+    """Artifact Registry repository for the Bento images, with cleanup policies."""
+
+    repository_id: ResourceName = "moderation"
+    keep_recent_versions: Annotated[int, Field(ge=1, le=1000)] = 10
+    delete_untagged_after_days: Annotated[int, Field(ge=1, le=3650)] = 14
+    immutable_tags: bool = True
+
+
+# --- workload -------------------------------------------------------------------------------------
+
+
+class Resources(_Section):
+    cpu_request: Quantity
+    memory_request: Quantity
+    cpu_limit: Quantity
+    memory_limit: Quantity
+
+
+class AutoscalingConfig(_Section):
+    """HPA bounds; CPU is the fallback signal, in-flight requests the serving signal."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=1000)]
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    target_cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
+    target_in_flight_requests: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Average in-flight requests per pod (Managed Prometheus metric via the "
+        "custom metrics adapter); unset = CPU only.",
+    )
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas {self.min_replicas} is above maxReplicas {self.max_replicas}"
+            )
+        return self
+
+
+class WorkloadConfig(_Section):
+    """The Bento on Kubernetes: namespace, sizing, scaling and shutdown behaviour."""
+
+    namespace: ResourceName = "moderation"
+    node_pool: Literal["model", "gpu"] = "model"
+    resources: Resources
+    autoscaling: AutoscalingConfig
+    startup_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 600
+    termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+# --- release (contract: README "Roll out a new model") -------------------------------------------
+
+
+class StableRelease(_Section):
+    bento: BentoTag
+    image: ImageByDigest
+
+
+class CanaryRelease(StableRelease):
+    weight: Annotated[int, Field(ge=0, le=100)]
+
+
+class ReleaseConfig(_Section):
+    """Which Bento runs: the stable one and, during a rollout, a canary taking `weight`% traffic."""
+
+    stable: StableRelease
+    canary: CanaryRelease | None = None
+
+
+# --- the whole stack ------------------------------------------------------------------------------
+
+
+class StackConfig(_Section):
+    """Everything one stack needs. Built once by `load_stack_config()`; immutable afterwards."""
+
+    gcp: GcpConfig
+    environment: Literal["dev", "prod"]
+    cost_center: Label
+    network: NetworkConfig
+    cluster: ClusterConfig
+    node_pools: NodePoolsConfig
+    registry: RegistryConfig = RegistryConfig()
+    workload: WorkloadConfig
+    release: ReleaseConfig
+    # Other concerns add their section here (one field, one sub-model above), e.g.
+    # edge: EdgeConfig / observability: ObservabilityConfig.
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """GCP labels for every resource that takes labels (cost reports group by these)."""
+        return {"environment": self.environment, "app": APP, "cost-center": self.cost_center}
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def cluster_location(self) -> str:
+        """Region for a regional control plane, else the first node zone."""
+        return self.gcp.region if self.cluster.regional else self.cluster.node_zones[0]
+
+    @model_validator(mode="after")
+    def _cross_section_rules(self) -> Self:
+        zones_outside = [
+            zone for zone in self.cluster.node_zones if not zone.startswith(f"{self.gcp.region}-")
+        ]
+        if zones_outside:
+            raise ValueError(f"cluster.nodeZones {zones_outside} are not in gcp:region")
+        if self.is_prod:
+            if not self.cluster.master_authorized_networks:
+                raise ValueError("cluster.masterAuthorizedNetworks must not be empty in prod")
+            if any(
+                ipaddress.IPv4Network(net.cidr).prefixlen == 0
+                for net in self.cluster.master_authorized_networks
+            ):
+                raise ValueError("cluster.masterAuthorizedNetworks must not contain 0.0.0.0/0")
+            if not self.cluster.deletion_protection:
+                raise ValueError("cluster.deletionProtection must be true in prod")
+            if self.cluster.binary_authorization == "DISABLED":
+                raise ValueError("cluster.binaryAuthorization must be enforced in prod")
+        if self.workload.node_pool == "gpu" and self.node_pools.gpu is None:
+            raise ValueError("workload.nodePool is 'gpu' but nodePools.gpu is not configured")
+        return self
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config over as JSON text; scalars stay strings."""
+    if isinstance(value, str) and value[:1] in "{[":
+        return json.loads(value)
+    return value
+
+
+def _key_of(location: tuple[int | str, ...]) -> str:
+    """Turn a pydantic error location into the config key a user edits."""
+    if not location:
+        return f"{NAMESPACE}:<root>"
+    head, *rest = (str(part) for part in location)
+    if head == "gcp" and rest:
+        return f"gcp:{'.'.join(rest)}"
+    return f"{NAMESPACE}:{'.'.join([head, *rest])}"
+
+
+def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
+    """Validate raw config (`{"moderation:network": {...}, "gcp:project": "..."}`).
+
+    Values may be decoded objects (from a stack YAML file) or JSON text (from the Pulumi engine).
+    Raises ConfigError listing every problem, each with its key.
+    """
+    prefix = f"{NAMESPACE}:"
+    sections: dict[str, Any] = {
+        key.removeprefix(prefix): _decode(value)
+        for key, value in values.items()
+        if key.startswith(prefix)
+    }
+    gcp = {
+        key.removeprefix("gcp:"): _decode(value)
+        for key, value in values.items()
+        if key in ("gcp:project", "gcp:region")
+    }
+    try:
+        return StackConfig.model_validate({**sections, "gcp": gcp})
+    except ValidationError as error:
+        problems = [f"{_key_of(detail['loc'])}: {_describe(detail)}" for detail in error.errors()]
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def _describe(detail: Mapping[str, Any]) -> str:
+    if detail["type"] == "missing":
+        return "is required but missing"
+    if detail["type"] == "extra_forbidden":
+        return "is not a known setting (typo?)"
+    return str(detail["msg"]).removeprefix("Value error, ")
+
+
+def load_stack_config() -> StackConfig:
+    """Read this stack's config from the Pulumi engine (or from the plan tool's mocks)."""
+    keys = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    values = {
+        key: pulumi.runtime.get_config(key)
+        for key in keys
+        if key.startswith(f"{NAMESPACE}:") or key.startswith("gcp:")
+    }
+    return parse_stack_config(values)

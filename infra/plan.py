@@ -1,0 +1,164 @@
+"""Run the Pulumi program under mocks and write what it would declare: `build/plan/<stack>.json`.
+
+    python -m infra.plan --stack dev|prod [--stack-file PATH] [--output PATH]
+
+No Pulumi CLI, plugin or cloud is involved: `pulumi.runtime.set_mocks` (the documented unit-test
+hook) stands in for the engine and the providers. The mocks only invent what the cloud would
+compute (ids, a cluster endpoint, service-account e-mails); every input is the program's own.
+Output: `{"project", "stack", "resources": [{"type", "name", "inputs"}], "outputs"}` with camelCase
+inputs as the engine receives them, integral numbers as ints and secrets as "[secret]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import runpy
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import ConfigError, parse_stack_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAM_DIR = ROOT / "infra"
+REDACTED = "[secret]"
+GET_PROJECT = "gcp:organizations/getProject:getProject"
+MOCK_PROJECT_NUMBER = "123456789012"
+MOCK_CLUSTER_ENDPOINT = "203.0.113.10"
+MOCK_CA_CERTIFICATE = base64.b64encode(b"mock cluster CA certificate").decode()
+
+
+def normalise(value: Any) -> Any:
+    """JSON-ready inputs: secrets hidden, integral floats back to ints (the wire has no ints)."""
+    if rpc.is_rpc_secret(value):
+        return REDACTED
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(key): normalise(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [normalise(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Records every registered resource; answers with its inputs plus cloud-computed fields."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.resources: list[dict[str, Any]] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.resources.append(
+            {"type": args.typ, "name": args.name, "inputs": normalise(args.inputs)}
+        )
+        state = {"name": args.name, **args.inputs, **self._computed(args)}
+        return state.get("id", f"{args.name}-id"), state
+
+    def _computed(self, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+        inputs = args.inputs
+        match args.typ:
+            case "gcp:container/cluster:Cluster":
+                return {
+                    "endpoint": MOCK_CLUSTER_ENDPOINT,
+                    "masterAuth": {
+                        **inputs.get("masterAuth", {}),
+                        "clusterCaCertificate": MOCK_CA_CERTIFICATE,
+                    },
+                }
+            case "gcp:serviceaccount/account:Account":
+                email = f"{inputs['accountId']}@{self.project}.iam.gserviceaccount.com"
+                return {
+                    "email": email,
+                    "member": f"serviceAccount:{email}",
+                    "name": f"projects/{self.project}/serviceAccounts/{email}",
+                }
+            case "gcp:artifactregistry/repository:Repository":
+                return {"name": inputs["repositoryId"]}
+            case _:
+                return {}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == GET_PROJECT:
+            return {"projectId": self.project, "number": MOCK_PROJECT_NUMBER}
+        return {}
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file; `secure:` values become placeholders."""
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    return {
+        key: REDACTED if isinstance(value, Mapping) and set(value) == {"secure"} else value
+        for key, value in config.items()
+    }
+
+
+def _engine_form(value: Any) -> str:
+    """The engine passes every config value as text; objects as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    resolved = {}
+    for name, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        is_secret = await output.is_secret()
+        resolved[name] = REDACTED if is_secret else normalise(await output.future())
+    return resolved
+
+
+def build_plan(stack: str, stack_file: Path | None = None) -> dict[str, Any]:
+    """Run the program for `stack` under mocks; returns the plan document."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+    config = read_stack_file(stack_file or ROOT / f"Pulumi.{stack}.yaml")
+    stack_config = parse_stack_config(config)  # fail before anything runs
+    pulumi.runtime.set_all_config(
+        {key: _engine_form(value) for key, value in config.items()},
+        [key for key, value in config.items() if value == REDACTED],
+    )
+    mocks = PlanMocks(stack_config.gcp.project)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    root = pulumi.runtime.get_root_resource()
+    # Exactly how the Pulumi CLI runs `main: infra/`: the directory's __main__.py as a script.
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM_DIR), run_name="__main__")))
+    outputs = _sync_await(_resolve_outputs(root.outputs))
+    return {"project": project, "stack": stack, "resources": mocks.resources, "outputs": outputs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
+    parser.add_argument("--stack-file", type=Path, help="default: Pulumi.<stack>.yaml")
+    parser.add_argument("--output", type=Path, help="default: build/plan/<stack>.json")
+    args = parser.parse_args(argv)
+    try:
+        plan = build_plan(args.stack, args.stack_file)
+    except ConfigError as error:
+        print(f"{args.stack}: {error}", file=sys.stderr)
+        return 2
+    output = args.output or ROOT / "build" / "plan" / f"{args.stack}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+    counts = Counter(resource["type"] for resource in plan["resources"])
+    width = max(map(len, counts))
+    for resource_type, count in sorted(counts.items()):
+        print(f"{resource_type:<{width}}  {count}")
+    print(f"{sum(counts.values())} resources -> {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

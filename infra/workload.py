@@ -1,0 +1,491 @@
+"""The Bento on Kubernetes: namespace, identity, network policy, scraping, one track per release.
+
+`Workload` holds what every release shares (namespace, service accounts, NetworkPolicy,
+PodMonitoring). `ModelDeployment` is one release track (Deployment, Service, HPA, PDB): the stable
+track is created here; a canary track is another `ModelDeployment` with `track="canary"` and the
+canary release, created by the edge component that splits traffic between the two Services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import (
+    DeploymentSpecArgs,
+    DeploymentStrategyArgs,
+    RollingUpdateDeploymentArgs,
+)
+from pulumi_kubernetes.autoscaling.v2 import (
+    CrossVersionObjectReferenceArgs,
+    HorizontalPodAutoscalerBehaviorArgs,
+    HorizontalPodAutoscalerSpecArgs,
+    HPAScalingRulesArgs,
+    MetricIdentifierArgs,
+    MetricSpecArgs,
+    MetricTargetArgs,
+    PodsMetricSourceArgs,
+    ResourceMetricSourceArgs,
+)
+from pulumi_kubernetes.core.v1 import (
+    CapabilitiesArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    HTTPGetActionArgs,
+    LifecycleArgs,
+    LifecycleHandlerArgs,
+    PodSecurityContextArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    ResourceRequirementsArgs,
+    SeccompProfileArgs,
+    SecretVolumeSourceArgs,
+    SecurityContextArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    SleepActionArgs,
+    TolerationArgs,
+    TopologySpreadConstraintArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    IPBlockArgs,
+    NetworkPolicyEgressRuleArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
+
+from infra.config import APP, StableRelease, WorkloadConfig
+from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
+
+HTTP_PORT = 3000
+SERVICE_PORT = 80
+# The user baked into BentoML's container images (`bentoml containerize`): uid/gid 1034.
+BENTO_UID = 1034
+TRACK_LABEL = "moderation.dev/track"
+API_KEYS_MOUNT = "/etc/moderation/api-keys"
+# Google Front End / L7 load balancer proxies and health checkers reach pods from these ranges.
+GOOGLE_LB_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
+# Besides kube-dns pods, DNS answers come from host-network resolvers no pod selector matches:
+# NodeLocal DNSCache (default on GKE >= 1.34) and the metadata server (Cloud DNS for GKE).
+LINK_LOCAL_DNS = ("169.254.20.10/32", "169.254.169.254/32")
+# Pods reach the GKE metadata server (Workload Identity tokens) at these addresses.
+METADATA_SERVER = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
+# In-flight requests per pod, as the Managed Prometheus custom-metrics adapter names it.
+IN_FLIGHT_METRIC = "prometheus.googleapis.com|bentoml_service_request_in_progress|gauge"
+
+
+@dataclass(frozen=True)
+class ApiKeysSecret:
+    """A Kubernetes Secret whose `key` holds one `sha256:<hex>` hash per line (contracts.md)."""
+
+    name: pulumi.Input[str]
+    key: str = "api-key-hashes"
+
+
+@dataclass(frozen=True)
+class ModelDeploymentArgs:
+    track: str
+    release: StableRelease
+    config: WorkloadConfig
+    namespace: pulumi.Input[str]
+    service_account_name: pulumi.Input[str]
+    api_keys: ApiKeysSecret | None = None
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """One release track of the Bento: Deployment, ClusterIP Service, HPA and PDB.
+
+    Outputs `service_name` and `service_port`, which the Gateway's HTTPRoute points at.
+    """
+
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    service_name: pulumi.Output[str]
+    service_port: int = SERVICE_PORT
+
+    def __init__(
+        self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:infra:ModelDeployment", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        object_name = f"{APP}-{args.track}"
+        selector = {"app.kubernetes.io/name": APP, TRACK_LABEL: args.track}
+        version = args.release.bento.split(":", 1)[1]
+        labels = {**selector, "app.kubernetes.io/version": version}
+
+        def metadata(annotations: dict[str, str] | None = None) -> ObjectMetaArgs:
+            return ObjectMetaArgs(
+                name=object_name,
+                namespace=args.namespace,
+                labels=labels,
+                annotations=annotations,
+            )
+
+        self.deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=metadata({"moderation.dev/bento": args.release.bento}),
+            spec=DeploymentSpecArgs(
+                # No `replicas`: the HPA owns the count, a re-apply must not reset it.
+                selector=LabelSelectorArgs(match_labels=selector),
+                revision_history_limit=5,
+                min_ready_seconds=10,
+                strategy=DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(
+                        labels=labels,
+                        annotations={"moderation.dev/bento": args.release.bento},
+                    ),
+                    spec=_pod_spec(args, selector),
+                ),
+            ),
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            name,
+            metadata=metadata(),
+            spec=ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[
+                    ServicePortArgs(
+                        name="http", port=SERVICE_PORT, target_port="http", protocol="TCP"
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.service_name = self.service.metadata.name
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            name,
+            metadata=metadata(),
+            spec=_autoscaler_spec(object_name, args.config),
+            opts=child,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            name,
+            metadata=metadata(),
+            spec=PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=LabelSelectorArgs(match_labels=selector)
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {"deployment": self.deployment.metadata.name, "service": self.service_name}
+        )
+
+
+def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArgs:
+    """Restricted-profile pod: non-root, read-only root, no capabilities, RuntimeDefault seccomp."""
+    config = args.config
+    probe_period = 10
+    volumes = [
+        # BentoML and Python need a writable scratch dir; the root filesystem stays read-only.
+        VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
+    ]
+    mounts = [VolumeMountArgs(name="tmp", mount_path="/tmp")]  # noqa: S108
+    env = [EnvVarArgs(name="BENTOML_PORT", value=str(HTTP_PORT))]
+    if args.api_keys is not None:
+        volumes.append(
+            VolumeArgs(
+                name="api-keys",
+                secret=SecretVolumeSourceArgs(secret_name=args.api_keys.name, default_mode=0o440),
+            )
+        )
+        mounts.append(VolumeMountArgs(name="api-keys", mount_path=API_KEYS_MOUNT, read_only=True))
+        env.append(
+            EnvVarArgs(
+                name="MODERATION_API_KEY_HASHES_FILE",
+                value=f"{API_KEYS_MOUNT}/{args.api_keys.key}",
+            )
+        )
+    tolerations = [
+        TolerationArgs(
+            key=POOL_LABEL, operator="Equal", value=config.node_pool, effect="NoSchedule"
+        )
+    ]
+    limits = {"cpu": config.resources.cpu_limit, "memory": config.resources.memory_limit}
+    if config.node_pool == "gpu":
+        tolerations.append(
+            TolerationArgs(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
+        )
+        limits[GPU_TAINT_KEY] = "1"
+    return PodSpecArgs(
+        service_account_name=args.service_account_name,
+        # Workload Identity goes through the GKE metadata server; no API token in the pod.
+        automount_service_account_token=False,
+        security_context=PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=BENTO_UID,
+            run_as_group=BENTO_UID,
+            fs_group=BENTO_UID,
+            seccomp_profile=SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        node_selector={POOL_LABEL: config.node_pool},
+        tolerations=tolerations,
+        topology_spread_constraints=[
+            TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key=topology_key,
+                when_unsatisfiable="ScheduleAnyway",
+                label_selector=LabelSelectorArgs(match_labels=selector),
+            )
+            for topology_key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+        termination_grace_period_seconds=config.termination_grace_seconds,
+        containers=[
+            ContainerArgs(
+                name="bento",
+                image=args.release.image,
+                ports=[ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP")],
+                env=env,
+                resources=ResourceRequirementsArgs(
+                    requests={
+                        "cpu": config.resources.cpu_request,
+                        "memory": config.resources.memory_request,
+                    },
+                    limits=limits,
+                ),
+                # Model loading can take minutes: liveness only starts once startup succeeded.
+                startup_probe=ProbeArgs(
+                    http_get=HTTPGetActionArgs(path="/readyz", port="http"),
+                    period_seconds=probe_period,
+                    failure_threshold=config.startup_timeout_seconds // probe_period,
+                ),
+                liveness_probe=ProbeArgs(
+                    http_get=HTTPGetActionArgs(path="/livez", port="http"),
+                    period_seconds=probe_period,
+                    timeout_seconds=5,
+                    failure_threshold=3,
+                ),
+                readiness_probe=ProbeArgs(
+                    http_get=HTTPGetActionArgs(path="/readyz", port="http"),
+                    period_seconds=5,
+                    timeout_seconds=3,
+                    failure_threshold=2,
+                ),
+                # Keep serving while the load balancer drops the endpoint, then drain.
+                lifecycle=LifecycleArgs(
+                    pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=10))
+                ),
+                security_context=SecurityContextArgs(
+                    allow_privilege_escalation=False,
+                    read_only_root_filesystem=True,
+                    run_as_non_root=True,
+                    privileged=False,
+                    capabilities=CapabilitiesArgs(drop=["ALL"]),
+                ),
+                volume_mounts=mounts,
+            )
+        ],
+        volumes=volumes,
+    )
+
+
+def _autoscaler_spec(target: str, config: WorkloadConfig) -> HorizontalPodAutoscalerSpecArgs:
+    """Scale on in-flight requests when configured (serving load), always also on CPU."""
+    scaling = config.autoscaling
+    metrics = [
+        MetricSpecArgs(
+            type="Resource",
+            resource=ResourceMetricSourceArgs(
+                name="cpu",
+                target=MetricTargetArgs(
+                    type="Utilization", average_utilization=scaling.target_cpu_utilization
+                ),
+            ),
+        )
+    ]
+    if scaling.target_in_flight_requests is not None:
+        metrics.append(
+            MetricSpecArgs(
+                type="Pods",
+                pods=PodsMetricSourceArgs(
+                    metric=MetricIdentifierArgs(name=IN_FLIGHT_METRIC),
+                    target=MetricTargetArgs(
+                        type="AverageValue",
+                        average_value=str(scaling.target_in_flight_requests),
+                    ),
+                ),
+            )
+        )
+    return HorizontalPodAutoscalerSpecArgs(
+        scale_target_ref=CrossVersionObjectReferenceArgs(
+            api_version="apps/v1", kind="Deployment", name=target
+        ),
+        min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas,
+        metrics=metrics,
+        behavior=HorizontalPodAutoscalerBehaviorArgs(
+            # Scale up at once, scale down slowly: model pods are expensive to start.
+            scale_down=HPAScalingRulesArgs(stabilization_window_seconds=300),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class WorkloadArgs:
+    config: WorkloadConfig
+    release: StableRelease
+    project: str
+    api_keys: ApiKeysSecret | None = None
+
+
+class Workload(pulumi.ComponentResource):
+    """Namespace, Workload Identity, NetworkPolicy, PodMonitoring and the stable track."""
+
+    namespace: pulumi.Output[str]
+    service_account_name: pulumi.Output[str]
+    gcp_service_account: gcp.serviceaccount.Account
+    stable: ModelDeployment
+
+    def __init__(
+        self, name: str, args: WorkloadArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("moderation:infra:Workload", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        app_selector = {"app.kubernetes.io/name": APP}
+
+        namespace = k8s.core.v1.Namespace(
+            name,
+            metadata=ObjectMetaArgs(
+                name=config.namespace,
+                labels={
+                    # The API server itself rejects pods that break the restricted profile.
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            ),
+            opts=child,
+        )
+        self.namespace = namespace.metadata.name
+
+        # Workload Identity: the Kubernetes SA acts as this GCP SA, no key files anywhere.
+        self.gcp_service_account = gcp.serviceaccount.Account(
+            f"{name}-gsa",
+            account_id=f"{APP}-workload",
+            display_name="Moderation pods (Workload Identity)",
+            opts=child,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            name,
+            metadata=ObjectMetaArgs(
+                name=APP,
+                namespace=self.namespace,
+                annotations={"iam.gke.io/gcp-service-account": self.gcp_service_account.email},
+            ),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        self.service_account_name = service_account.metadata.name
+        gcp.serviceaccount.IAMMember(
+            f"{name}-workload-identity",
+            service_account_id=self.gcp_service_account.name,
+            role="roles/iam.workloadIdentityUser",
+            member=f"serviceAccount:{args.project}.svc.id.goog[{config.namespace}/{APP}]",
+            opts=child,
+        )
+
+        k8s.networking.v1.NetworkPolicy(
+            name,
+            metadata=ObjectMetaArgs(name=APP, namespace=self.namespace),
+            spec=_network_policy(app_selector),
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            name,
+            api_version="monitoring.googleapis.com/v1",
+            kind="PodMonitoring",
+            metadata=ObjectMetaArgs(name=APP, namespace=self.namespace),
+            spec={
+                "selector": {"matchLabels": app_selector},
+                "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+                "targetLabels": {"fromPod": [{"from": TRACK_LABEL, "to": "track"}]},
+            },
+            opts=child,
+        )
+        self.stable = ModelDeployment(
+            f"{name}-stable",
+            ModelDeploymentArgs(
+                track="stable",
+                release=args.release,
+                config=config,
+                namespace=self.namespace,
+                service_account_name=self.service_account_name,
+                api_keys=args.api_keys,
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "gcpServiceAccount": self.gcp_service_account.email,
+                "stableService": self.stable.service_name,
+            }
+        )
+
+
+def _network_policy(app_selector: dict[str, str]) -> NetworkPolicySpecArgs:
+    """Default-deny for the model pods, then only what serving needs."""
+    http = [NetworkPolicyPortArgs(port=HTTP_PORT, protocol="TCP")]
+    dns = [NetworkPolicyPortArgs(port=53, protocol=protocol) for protocol in ("UDP", "TCP")]
+    return NetworkPolicySpecArgs(
+        pod_selector=LabelSelectorArgs(match_labels=app_selector),
+        policy_types=["Ingress", "Egress"],
+        ingress=[
+            NetworkPolicyIngressRuleArgs(
+                from_=[
+                    *(
+                        NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr))
+                        for cidr in GOOGLE_LB_RANGES
+                    ),
+                    # Managed Prometheus collectors scrape /metrics.
+                    NetworkPolicyPeerArgs(
+                        namespace_selector=LabelSelectorArgs(
+                            match_labels={"kubernetes.io/metadata.name": "gmp-system"}
+                        )
+                    ),
+                ],
+                ports=http,
+            )
+        ],
+        egress=[
+            NetworkPolicyEgressRuleArgs(
+                to=[
+                    NetworkPolicyPeerArgs(
+                        namespace_selector=LabelSelectorArgs(
+                            match_labels={"kubernetes.io/metadata.name": "kube-system"}
+                        )
+                    ),
+                    *(
+                        NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr))
+                        for cidr in LINK_LOCAL_DNS
+                    ),
+                ],
+                ports=dns,
+            ),
+            *(
+                NetworkPolicyEgressRuleArgs(
+                    to=[NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr))],
+                    ports=[NetworkPolicyPortArgs(port=port, protocol="TCP")],
+                )
+                for cidr, port in METADATA_SERVER
+            ),
+            # Google APIs over HTTPS (private Google access); nothing else leaves the pod.
+            NetworkPolicyEgressRuleArgs(ports=[NetworkPolicyPortArgs(port=443, protocol="TCP")]),
+        ],
+    )

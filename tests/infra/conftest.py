@@ -1,0 +1,100 @@
+"""Plans of the Pulumi program, built once per test session by the real plan tool (`infra.plan`).
+
+Each plan runs in its own process, exactly as `make plan STACK=<stack>` does, so no Pulumi runtime
+state leaks between stacks or into other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("dev", "prod")
+
+
+class Plan(dict):
+    """A plan document (`{"project", "stack", "resources", "outputs"}`) with lookup helpers."""
+
+    @property
+    def stack(self) -> str:
+        return self["stack"]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self["outputs"]
+
+    def of_type(self, resource_type: str) -> list[dict[str, Any]]:
+        return [r for r in self["resources"] if r["type"] == resource_type]
+
+    def one(self, resource_type: str, name: str | None = None) -> dict[str, Any]:
+        """The single resource of a type (and logical name); fails loudly otherwise."""
+        found = [r for r in self.of_type(resource_type) if name is None or r["name"] == name]
+        assert len(found) == 1, f"{self.stack}: {len(found)} x {resource_type} {name or ''}"
+        return found[0]
+
+    def kubernetes_objects(self) -> Iterator[dict[str, Any]]:
+        """Every Kubernetes object the program declares, as the API server would receive it."""
+        for resource in self["resources"]:
+            if resource["type"].startswith("kubernetes:") and "kind" in resource["inputs"]:
+                yield resource["inputs"]
+
+
+def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "infra.plan", "--stack", stack, "--output", str(output)]
+    if stack_file is not None:
+        command += ["--stack-file", str(stack_file)]
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _finish_plan(process: subprocess.Popen[str], output: Path) -> Plan:
+    log, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, log
+    return Plan(json.loads(output.read_text()))
+
+
+@pytest.fixture(scope="session")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
+    """Plans of the committed stack files; both stacks are planned in parallel."""
+    directory = tmp_path_factory.mktemp("plan")
+    running = {stack: _start_plan(stack, directory / f"{stack}.json", None) for stack in STACKS}
+    return {
+        stack: _finish_plan(process, directory / f"{stack}.json")
+        for stack, process in running.items()
+    }
+
+
+@pytest.fixture(params=STACKS)
+def plan(request: pytest.FixtureRequest, plans: dict[str, Plan]) -> Plan:
+    """Each test taking `plan` runs once per stack."""
+    return plans[request.param]
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The committed `config:` mapping of a stack file."""
+    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+@pytest.fixture(scope="session")
+def plan_variant(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Plan]:
+    """Plan a stack whose config is edited by `change(config)` first (e.g. add a GPU pool)."""
+
+    def build(stack: str, change: Callable[[dict[str, Any]], None]) -> Plan:
+        directory = tmp_path_factory.mktemp(f"variant-{stack}")
+        config = stack_config(stack)
+        change(config)
+        stack_file = directory / f"Pulumi.{stack}.yaml"
+        stack_file.write_text(yaml.safe_dump({"config": config}))
+        output = directory / "plan.json"
+        return _finish_plan(_start_plan(stack, output, stack_file), output)
+
+    return build

@@ -1,0 +1,36 @@
+"""The plan tool itself: document shape, normalisation, secrets kept out of the file."""
+
+from __future__ import annotations
+
+import json
+
+from infra.plan import REDACTED, normalise
+from tests.infra.conftest import Plan
+
+
+def test_plan_document_has_the_contract_shape(plan: Plan) -> None:
+    assert set(plan) == {"project", "stack", "resources", "outputs"}
+    assert plan["project"] == "moderation"
+    for resource in plan["resources"]:
+        assert set(resource) == {"type", "name", "inputs"}
+
+
+def test_integral_numbers_are_ints_and_secrets_are_hidden() -> None:
+    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": "x"}
+    assert normalise({"a": 3.0, "b": [1.5, 2.0], "c": secret}) == {
+        "a": 3,
+        "b": [1.5, 2],
+        "c": REDACTED,
+    }
+
+
+def test_kubeconfig_never_reaches_the_plan_in_plaintext(plan: Plan) -> None:
+    assert plan.outputs["kubeconfig"] == REDACTED
+    provider = plan.one("pulumi:providers:kubernetes")
+    assert provider["inputs"]["kubeconfig"] == REDACTED
+    assert "certificate-authority-data" not in json.dumps(plan)
+
+
+def test_numbers_from_config_arrive_as_ints(plan: Plan) -> None:
+    hpa = plan.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert isinstance(hpa["inputs"]["spec"]["minReplicas"], int)
