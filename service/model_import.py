@@ -92,9 +92,10 @@ def local_model_files(directory: Path, revision: str | None) -> ModelFiles:
 
 def download_from_hub(repo_id: str, revision: str | None) -> ModelFiles:
     """Resolve `revision` (default: the main branch) to a commit and download that snapshot."""
-    import httpx
+    import httpx2  # huggingface_hub's HTTP client
     from huggingface_hub import HfApi, constants, snapshot_download
     from huggingface_hub.errors import (
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
@@ -107,7 +108,18 @@ def download_from_hub(repo_id: str, revision: str | None) -> ModelFiles:
         has_safetensors = any(f.rfilename.endswith(".safetensors") for f in info.siblings or [])
         ignored = _FOREIGN_HUB_FILES + (["*.bin"] if has_safetensors else [])
         snapshot = snapshot_download(repo_id, revision=info.sha, ignore_patterns=ignored)
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError, httpx.TransportError) as error:
+    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
+        raise ModelImportError(
+            f"{repo_id}@{wanted} not found on the Hub "
+            f"(for a gated or private model, set HF_TOKEN): {error}"
+        ) from error
+    # Any other answer (a proxy's 403, a 5xx) also means the Hub is not usable from here.
+    except (
+        OfflineModeIsEnabled,
+        LocalEntryNotFoundError,
+        httpx2.TransportError,
+        HfHubHTTPError,
+    ) as error:
         reason = error.__cause__ or error
         raise HubUnreachableError(
             f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} to fetch "
@@ -117,11 +129,6 @@ def download_from_hub(repo_id: str, revision: str | None) -> ModelFiles:
             f"  hf download {repo_id} --revision {revision or '<commit>'} --local-dir <dir>\n"
             "copy <dir> to this machine, then import it from there:\n"
             "  make import-model SOURCE=<dir> REVISION=<commit> NAME=<name>"
-        ) from error
-    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
-        raise ModelImportError(
-            f"{repo_id}@{wanted} not found on the Hub "
-            f"(for a gated or private model, set HF_TOKEN): {error}"
         ) from error
     return ModelFiles(Path(snapshot), repo_id, str(info.sha))
 
