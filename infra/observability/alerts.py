@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.config import NotificationChannelConfig, ObservabilityConfig, Severity
 from infra.observability import metrics as m
-from infra.observability.settings import NotificationChannelConfig, ObservabilityConfig, Severity
 
 MODERATION_ENDPOINT = "/v1/moderations"
 SERVER_ERROR_FILTER = 'metric.label.status_code=monitoring.regex.full_match("5..")'
@@ -36,7 +36,7 @@ class AlertingArgs:
     labels: Mapping[str, str]
     cluster_name: str
     namespace: str
-    hpa_name: str
+    """The service's own namespace: every HPA and Deployment in it belongs to the service."""
     public_host: str
     """Host name of the public HTTPS endpoint; the uptime check calls https://<host>/readyz."""
     settings: ObservabilityConfig
@@ -108,7 +108,7 @@ class Alerting(pulumi.ComponentResource):
                         )
                     ],
                     comparison="COMPARISON_GT",
-                    threshold_value=thresholds.container_restarts_per_10m,
+                    threshold_value=thresholds.container_restarts_per_ten_minutes,
                     duration="0s",
                 ),
                 runbook=RUNBOOKS["crash-looping"],
@@ -274,10 +274,11 @@ class Alerting(pulumi.ComponentResource):
         return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))"
 
     def _autoscaler_at_max_promql(self) -> str:
-        hpa = {**self._scope, "horizontalpodautoscaler": self._args.hpa_name}
-        current = m.promql_selector(m.HPA_CURRENT_REPLICAS.series(), hpa)
-        ceiling = m.promql_selector(m.HPA_MAX_REPLICAS.series(), hpa)
-        return f"max({current}) >= max({ceiling})"
+        """Per HPA (one per release track) in the namespace."""
+        current = m.promql_selector(m.HPA_CURRENT_REPLICAS.series(), self._scope)
+        ceiling = m.promql_selector(m.HPA_MAX_REPLICAS.series(), self._scope)
+        by = "max by (horizontalpodautoscaler)"
+        return f"{by} ({current}) >= {by} ({ceiling})"
 
     def _uptime_check(self) -> gcp.monitoring.UptimeCheckConfig:
         args = self._args

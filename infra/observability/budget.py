@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.observability.settings import BudgetConfig
+from infra.config import BudgetConfig
 
 
 @dataclass(frozen=True)

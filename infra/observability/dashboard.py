@@ -23,8 +23,6 @@ class DashboardArgs:
     labels: Mapping[str, str]
     cluster_name: str
     namespace: str
-    hpa_name: str
-    deployment_name: str
 
 
 def promql(query: str, legend: str = "") -> dict[str, Any]:
@@ -79,8 +77,6 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         return f"sum(rate({total}[5m])) / sum(rate({count}[5m]))"
 
     endpoint = {"endpoint": "/v1/moderations"}
-    hpa = {**scope, "horizontalpodautoscaler": args.hpa_name}
-    deployment = {**scope, "deployment": args.deployment_name}
     charts: list[tuple[str, str, list[dict[str, Any]]]] = [
         (
             "Requests per second by status code",
@@ -132,12 +128,15 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             "Replicas",
             "pods",
             [
-                promql(f"max({m.promql_selector(metric.series(), selector)})", legend)
-                for metric, selector, legend in (
-                    (m.HPA_CURRENT_REPLICAS, hpa, "current"),
-                    (m.HPA_DESIRED_REPLICAS, hpa, "desired"),
-                    (m.HPA_MAX_REPLICAS, hpa, "max"),
-                    (m.DEPLOYMENT_AVAILABLE_REPLICAS, deployment, "available"),
+                promql(
+                    f"max by ({by}) ({m.promql_selector(metric.series(), scope)})",
+                    f"{word} {{{{{by}}}}}",
+                )
+                for metric, by, word in (
+                    (m.HPA_CURRENT_REPLICAS, "horizontalpodautoscaler", "current"),
+                    (m.HPA_DESIRED_REPLICAS, "horizontalpodautoscaler", "desired"),
+                    (m.HPA_MAX_REPLICAS, "horizontalpodautoscaler", "max"),
+                    (m.DEPLOYMENT_AVAILABLE_REPLICAS, "deployment", "available"),
                 )
             ],
         ),

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.config import LogSinksConfig
 from infra.observability.metrics import ARMOR_DENIALS_LOG_METRIC, LB_5XX_LOG_METRIC
-from infra.observability.settings import LogSinksConfig
 
 DAY_MS = 24 * 3600 * 1000
 PROBE_PATHS = ("/livez", "/readyz", "/metrics")
