@@ -102,6 +102,10 @@ Scorer = bentoml.service(
     name="scorer",
     workers=1,
     traffic={"timeout": 60},
+    # BentoML 1.4's client replaces its session every `max_requests` calls by closing the old one,
+    # which aborts calls still in flight on it (500s under load). The scorer is a local socket in
+    # the same pod: keep one session for the process's lifetime.
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
     # Requests are logged once, by the front (service/request_log.py).
     logging={"access": {"enabled": False}},
 )(_Scorer)
