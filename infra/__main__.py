@@ -20,10 +20,14 @@ import pulumi_kubernetes as k8s
 
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import load_stack_config
+from infra.edge.api_keys import ApiKeys, ApiKeysArgs
+from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs, RateLimit
+from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
+from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, WeightedBackend
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
 from infra.registry import Registry, RegistryArgs
-from infra.workload import Workload, WorkloadArgs
+from infra.workload import ModelDeployment, ModelDeploymentArgs, Workload, WorkloadArgs
 
 # --- config: read and validated once; nothing is declared if it is wrong --------------------------
 config = load_stack_config()
@@ -69,12 +73,87 @@ kubernetes = k8s.Provider(
 in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
 
 workload = Workload(
+    "moderation", WorkloadArgs(config=config.workload, project=project), opts=in_cluster
+)
+
+# --- edge: API keys, release tracks (stable + optional canary), Cloud Armor, HTTPS gateway --------
+edge = config.edge
+api_keys = ApiKeys(
     "moderation",
-    WorkloadArgs(config=config.workload, release=config.release.stable, project=project),
+    ApiKeysArgs(
+        secret_id=f"moderation-{config.environment}-api-key-hashes",
+        key_hashes=pulumi.Output.secret(config.api_key_hashes.get_secret_value()),
+        accessor_member=workload.gcp_service_account.member,
+        namespace=workload.namespace,
+        labels=labels,
+    ),
     opts=in_cluster,
 )
-# Other concerns plug in here: edge (gateway, canary track, API keys), observability (sinks,
-# alerts, dashboards, budgets). Each is one component taking what it needs from the above.
+releases = {"stable": config.release.stable, "canary": config.release.canary}
+tracks = {
+    track: ModelDeployment(
+        f"moderation-{track}",
+        ModelDeploymentArgs(
+            track=track,
+            release=release,
+            config=config.workload,
+            namespace=workload.namespace,
+            service_account_name=workload.service_account_name,
+            api_keys=api_keys.file,
+        ),
+        # Pods start only once their key file can be mounted (provider class, IAM grant).
+        opts=pulumi.ResourceOptions.merge(
+            in_cluster, pulumi.ResourceOptions(depends_on=[api_keys])
+        ),
+    )
+    for track, release in releases.items()
+    if release is not None
+}
+canary_weight = config.release.canary.weight if config.release.canary else 0
+weights = {"stable": 100 - canary_weight, "canary": canary_weight}
+armor = ArmorPolicy(
+    "moderation",
+    ArmorPolicyArgs(
+        policy_name=f"moderation-{config.environment}-edge",
+        per_api_key=RateLimit(edge.armor.per_api_key.count, edge.armor.per_api_key.interval_sec),
+        per_ip=RateLimit(edge.armor.per_ip.count, edge.armor.per_ip.interval_sec),
+        ip_ban_duration_sec=edge.armor.ip_ban_duration_sec,
+        deny_ip_ranges=edge.armor.deny_ip_ranges,
+        deny_region_codes=edge.armor.deny_region_codes,
+        adaptive_protection=edge.armor.adaptive_protection,
+        labels=labels,
+    ),
+)
+endpoint = PublicEndpoint(
+    "moderation",
+    PublicEndpointArgs(
+        resource_prefix=f"moderation-{config.environment}",
+        domains=edge.domains,
+        dns_managed_zone=edge.dns_managed_zone,
+        labels=labels,
+    ),
+)
+gateway = EdgeGateway(
+    "moderation",
+    EdgeGatewayArgs(
+        gateway_name="moderation",
+        namespace=workload.namespace,
+        hostnames=edge.domains,
+        address_name=endpoint.address_name,
+        certificate_map_name=endpoint.certificate_map_name,
+        ssl_policy_name=f"moderation-{config.environment}-tls",
+        security_policy_name=armor.policy_name,
+        backends=[
+            WeightedBackend(track, deployment.service_name, deployment.service_port, weights[track])
+            for track, deployment in tracks.items()
+        ],
+        log_sample_rate=edge.log_sample_rate,
+        backend_timeout_sec=edge.backend_timeout_sec,
+        connection_draining_sec=edge.connection_draining_sec,
+        labels=labels,
+    ),
+    opts=in_cluster,
+)
 
 # --- stack outputs --------------------------------------------------------------------------------
 pulumi.export("clusterName", cluster.cluster.name)
@@ -83,12 +162,16 @@ pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("registryUrl", registry.url)
 pulumi.export("image", config.release.stable.image)
 pulumi.export("namespace", workload.namespace)
-pulumi.export("stableService", workload.stable.service_name)
-# In-cluster endpoint; the public HTTPS endpoint is exported by the edge component.
+pulumi.export("stableService", tracks["stable"].service_name)
 pulumi.export(
     "internalServiceUrl",
     pulumi.Output.concat(
-        "http://", workload.stable.service_name, ".", workload.namespace, ".svc.cluster.local"
+        "http://", tracks["stable"].service_name, ".", workload.namespace, ".svc.cluster.local"
     ),
 )
+pulumi.export("apiUrl", f"https://{edge.domains[0]}/v1")
+pulumi.export("edgeIp", endpoint.address)
+pulumi.export("dnsAuthorizationRecords", endpoint.dns_authorization_records)
+pulumi.export("apiKeysSecret", api_keys.secret_name)
+pulumi.export("canaryWeight", canary_weight)
 pulumi.export("workloadServiceAccount", workload.gcp_service_account.email)

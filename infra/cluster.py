@@ -189,6 +189,8 @@ class Cluster(pulumi.ComponentResource):
             gateway_api_config=gcp.container.ClusterGatewayApiConfigArgs(
                 channel="CHANNEL_STANDARD"
             ),
+            # Secret Manager CSI add-on: pods mount the API key hashes straight from Secret Manager.
+            secret_manager_config=gcp.container.ClusterSecretManagerConfigArgs(enabled=True),
             addons_config=gcp.container.ClusterAddonsConfigArgs(
                 http_load_balancing=gcp.container.ClusterAddonsConfigHttpLoadBalancingArgs(
                     disabled=False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_origin
 
 import pulumi
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Secret,
     ValidationError,
     model_validator,
 )
@@ -305,6 +306,87 @@ class ReleaseConfig(_Section):
     stable: StableRelease
     canary: CanaryRelease | None = None
 
+    @model_validator(mode="after")
+    def _canary_is_another_release(self) -> Self:
+        if self.canary is not None and self.canary.bento == self.stable.bento:
+            raise ValueError(
+                f"canary.bento is the stable Bento {self.stable.bento}: nothing to test"
+            )
+        return self
+
+
+# --- edge (HTTPS, Cloud Armor, API keys) ---------------------------------------------------------
+
+Hostname = Annotated[
+    str,
+    Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+]
+ApiKeyHash = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+# The only windows Cloud Armor accepts for rate-limit thresholds.
+ArmorInterval = Literal[10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600]
+
+
+def _ip_network(value: str) -> str:
+    """An IPv4 or IPv6 network (a single address is a /32 or /128)."""
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not an IP network ({error})") from None
+
+
+class RateLimitConfig(_Section):
+    """At most `count` requests per `intervalSec` seconds from one client; then HTTP 429."""
+
+    count: Annotated[int, Field(ge=1, le=1_000_000)]
+    interval_sec: ArmorInterval = 60
+
+
+class ArmorConfig(_Section):
+    """Cloud Armor: one bucket per API key, one per IP for keyless requests, deny lists."""
+
+    per_api_key: RateLimitConfig
+    per_ip: RateLimitConfig
+    ip_ban_duration_sec: Annotated[int, Field(ge=60, le=86_400)] | None = Field(
+        default=None, description="Ban an IP over its limit for this long instead of throttling."
+    )
+    deny_ip_ranges: list[Annotated[str, AfterValidator(_ip_network)]] = []
+    deny_region_codes: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = []
+    adaptive_protection: bool = False
+
+
+class EdgeConfig(_Section):
+    """The public HTTPS endpoint: domains, load balancer backend settings, Cloud Armor."""
+
+    domains: Annotated[list[Hostname], Field(min_length=1)]
+    dns_managed_zone: ResourceName | None = Field(
+        default=None, description="Cloud DNS zone holding the domains; unset = DNS kept elsewhere."
+    )
+    log_sample_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    backend_timeout_sec: Annotated[int, Field(ge=1, le=3600)] = 60
+    connection_draining_sec: Annotated[int, Field(ge=0, le=3600)] = 30
+    armor: ArmorConfig
+
+    @model_validator(mode="after")
+    def _domains_unique(self) -> Self:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains has duplicates: {self.domains}")
+        return self
+
+
+def _unique_hashes(hashes: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(hashes)) != len(hashes):
+        raise ValueError("apiKeyHashes has duplicates")
+    return hashes
+
+
+ApiKeyHashes = Annotated[
+    tuple[ApiKeyHash, ...], Field(min_length=1), AfterValidator(_unique_hashes)
+]
+
+
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Severity = Literal["CRITICAL", "WARNING"]
+
 
 # --- the whole stack ------------------------------------------------------------------------------
 
@@ -321,8 +403,15 @@ class StackConfig(_Section):
     registry: RegistryConfig = RegistryConfig()
     workload: WorkloadConfig
     release: ReleaseConfig
+    edge: EdgeConfig
+    api_key_hashes: Secret[ApiKeyHashes] = Field(
+        description="`sha256:<hex>` of each accepted API key; secret config, never plaintext "
+        "(`pulumi config set --secret moderation:apiKeyHashes '[\"sha256:...\"]'`).",
+        # sha256("example-api-key-not-for-use"): what the plan tool runs with.
+        examples=[["sha256:5dfcfb67fa31b118480a0cbab87c1773cf3b64f472119b79575998f5924ea943"]],
+    )
     # Other concerns add their section here (one field, one sub-model above), e.g.
-    # edge: EdgeConfig / observability: ObservabilityConfig.
+    # observability: ObservabilityConfig.
 
     @property
     def labels(self) -> dict[str, str]:
@@ -359,6 +448,16 @@ class StackConfig(_Section):
                 raise ValueError("cluster.binaryAuthorization must be enforced in prod")
         if self.workload.node_pool == "gpu" and self.node_pools.gpu is None:
             raise ValueError("workload.nodePool is 'gpu' but nodePools.gpu is not configured")
+        if self.edge.connection_draining_sec > self.workload.termination_grace_seconds:
+            raise ValueError(
+                f"edge.connectionDrainingSec {self.edge.connection_draining_sec} is above "
+                f"workload.terminationGraceSeconds {self.workload.termination_grace_seconds}: "
+                "pods would be killed while the load balancer still drains them"
+            )
+        if self.is_prod and self.edge.armor.ip_ban_duration_sec is None:
+            raise ValueError("edge.armor.ipBanDurationSec must be set in prod (ban abusive IPs)")
+        if self.is_prod and not self.edge.armor.adaptive_protection:
+            raise ValueError("edge.armor.adaptiveProtection must be true in prod")
         return self
 
 
@@ -412,6 +511,19 @@ def _describe(detail: Mapping[str, Any]) -> str:
     if detail["type"] == "extra_forbidden":
         return "is not a known setting (typo?)"
     return str(detail["msg"]).removeprefix("Value error, ")
+
+
+def secret_settings() -> dict[str, Any]:
+    """Each secret setting's key (`moderation:<name>`) and its documented example value.
+
+    Secret settings are the `Secret[...]` fields of `StackConfig`; the plan tool, which cannot
+    decrypt a stack's secrets, runs the program with these examples, still marked secret.
+    """
+    return {
+        f"{NAMESPACE}:{field.alias}": field.examples[0]
+        for field in StackConfig.model_fields.values()
+        if get_origin(field.annotation) is Secret
+    }
 
 
 def load_stack_config() -> StackConfig:

@@ -27,7 +27,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import ConfigError, parse_stack_config
+from infra.config import ConfigError, parse_stack_config, secret_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM_DIR = ROOT / "infra"
@@ -35,6 +35,7 @@ REDACTED = "[secret]"
 GET_PROJECT = "gcp:organizations/getProject:getProject"
 MOCK_PROJECT_NUMBER = "123456789012"
 MOCK_CLUSTER_ENDPOINT = "203.0.113.10"
+MOCK_EDGE_IP = "203.0.113.20"
 MOCK_CA_CERTIFICATE = base64.b64encode(b"mock cluster CA certificate").decode()
 
 
@@ -87,6 +88,24 @@ class PlanMocks(pulumi.runtime.Mocks):
                 }
             case "gcp:artifactregistry/repository:Repository":
                 return {"name": inputs["repositoryId"]}
+            case "gcp:compute/globalAddress:GlobalAddress":
+                return {"address": MOCK_EDGE_IP}
+            case "gcp:certificatemanager/dnsAuthorization:DnsAuthorization":
+                challenge = {"type": "CNAME", "data": "0.mock.authorize.certificatemanager.goog."}
+                return {
+                    "dnsResourceRecords": [
+                        {**challenge, "name": f"_acme-challenge.{inputs['domain']}."}
+                    ]
+                }
+            case "gcp:secretmanager/secret:Secret":
+                secret = f"projects/{self.project}/secrets/{inputs['secretId']}"
+                return {"id": secret, "name": secret}
+            case "gcp:secretmanager/secretVersion:SecretVersion":
+                return {"name": f"{inputs['secret']}/versions/1", "version": "1"}
+            case "gcp:logging/projectSink:ProjectSink":
+                # A unique writer identity per sink (unique_writer_identity=True).
+                sink_agent = f"{inputs['name']}@gcp-sa-logging.iam.gserviceaccount.com"
+                return {"writerIdentity": f"serviceAccount:{sink_agent}"}
             case _:
                 return {}
 
@@ -123,11 +142,13 @@ async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
 def build_plan(stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     """Run the program for `stack` under mocks; returns the plan document."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
-    config = read_stack_file(stack_file or ROOT / f"Pulumi.{stack}.yaml")
+    # Secrets cannot be decrypted here: secret settings run with their documented examples.
+    placeholders = secret_settings()
+    config = {**read_stack_file(stack_file or ROOT / f"Pulumi.{stack}.yaml"), **placeholders}
     stack_config = parse_stack_config(config)  # fail before anything runs
     pulumi.runtime.set_all_config(
         {key: _engine_form(value) for key, value in config.items()},
-        [key for key, value in config.items() if value == REDACTED],
+        [key for key, value in config.items() if value == REDACTED or key in placeholders],
     )
     mocks = PlanMocks(stack_config.gcp.project)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)

@@ -1,9 +1,9 @@
 """The Bento on Kubernetes: namespace, identity, network policy, scraping, one track per release.
 
 `Workload` holds what every release shares (namespace, service accounts, NetworkPolicy,
-PodMonitoring). `ModelDeployment` is one release track (Deployment, Service, HPA, PDB): the stable
-track is created here; a canary track is another `ModelDeployment` with `track="canary"` and the
-canary release, created by the edge component that splits traffic between the two Services.
+PodMonitoring). `ModelDeployment` is one release track (Deployment, Service, HPA, PDB): the program
+creates the stable track, and during a rollout a canary track, once the API keys they mount exist;
+the edge's HTTPRoute splits traffic between the two Services.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
     ContainerArgs,
     ContainerPortArgs,
+    CSIVolumeSourceArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     HTTPGetActionArgs,
@@ -44,7 +45,6 @@ from pulumi_kubernetes.core.v1 import (
     ProbeArgs,
     ResourceRequirementsArgs,
     SeccompProfileArgs,
-    SecretVolumeSourceArgs,
     SecurityContextArgs,
     ServicePortArgs,
     ServiceSpecArgs,
@@ -74,6 +74,7 @@ SERVICE_PORT = 80
 BENTO_UID = 1034
 TRACK_LABEL = "moderation.dev/track"
 API_KEYS_MOUNT = "/etc/moderation/api-keys"
+API_KEYS_REVISION_ANNOTATION = "moderation.dev/api-keys-revision"
 # Google Front End / L7 load balancer proxies and health checkers reach pods from these ranges.
 GOOGLE_LB_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 # Besides kube-dns pods, DNS answers come from host-network resolvers no pod selector matches:
@@ -86,11 +87,16 @@ IN_FLIGHT_METRIC = "prometheus.googleapis.com|bentoml_service_request_in_progres
 
 
 @dataclass(frozen=True)
-class ApiKeysSecret:
-    """A Kubernetes Secret whose `key` holds one `sha256:<hex>` hash per line (contracts.md)."""
+class ApiKeysFile:
+    """The API key hashes as a file in the pod: one `sha256:<hex>` per line (contracts.md).
 
-    name: pulumi.Input[str]
-    key: str = "api-key-hashes"
+    `csi` is the volume the file comes from (the edge's Secret Manager volume); `revision` changes
+    with every new set of keys and is stamped on the pod template, so the pods roll onto it.
+    """
+
+    csi: CSIVolumeSourceArgs
+    file_name: str
+    revision: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class ModelDeploymentArgs:
     config: WorkloadConfig
     namespace: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
-    api_keys: ApiKeysSecret | None = None
+    api_keys: ApiKeysFile | None = None
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -147,7 +153,14 @@ class ModelDeployment(pulumi.ComponentResource):
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(
                         labels=labels,
-                        annotations={"moderation.dev/bento": args.release.bento},
+                        annotations={
+                            "moderation.dev/bento": args.release.bento,
+                            **(
+                                {API_KEYS_REVISION_ANNOTATION: args.api_keys.revision}
+                                if args.api_keys
+                                else {}
+                            ),
+                        },
                     ),
                     spec=_pod_spec(args, selector),
                 ),
@@ -202,14 +215,14 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         volumes.append(
             VolumeArgs(
                 name="api-keys",
-                secret=SecretVolumeSourceArgs(secret_name=args.api_keys.name, default_mode=0o440),
+                csi=args.api_keys.csi,
             )
         )
         mounts.append(VolumeMountArgs(name="api-keys", mount_path=API_KEYS_MOUNT, read_only=True))
         env.append(
             EnvVarArgs(
                 name="MODERATION_API_KEY_HASHES_FILE",
-                value=f"{API_KEYS_MOUNT}/{args.api_keys.key}",
+                value=f"{API_KEYS_MOUNT}/{args.api_keys.file_name}",
             )
         )
     tolerations = [
@@ -339,18 +352,15 @@ def _autoscaler_spec(target: str, config: WorkloadConfig) -> HorizontalPodAutosc
 @dataclass(frozen=True)
 class WorkloadArgs:
     config: WorkloadConfig
-    release: StableRelease
     project: str
-    api_keys: ApiKeysSecret | None = None
 
 
 class Workload(pulumi.ComponentResource):
-    """Namespace, Workload Identity, NetworkPolicy, PodMonitoring and the stable track."""
+    """Namespace, Workload Identity, NetworkPolicy and PodMonitoring: what every track shares."""
 
     namespace: pulumi.Output[str]
     service_account_name: pulumi.Output[str]
     gcp_service_account: gcp.serviceaccount.Account
-    stable: ModelDeployment
 
     def __init__(
         self, name: str, args: WorkloadArgs, opts: pulumi.ResourceOptions | None = None
@@ -418,24 +428,8 @@ class Workload(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.stable = ModelDeployment(
-            f"{name}-stable",
-            ModelDeploymentArgs(
-                track="stable",
-                release=args.release,
-                config=config,
-                namespace=self.namespace,
-                service_account_name=self.service_account_name,
-                api_keys=args.api_keys,
-            ),
-            opts=child,
-        )
         self.register_outputs(
-            {
-                "namespace": self.namespace,
-                "gcpServiceAccount": self.gcp_service_account.email,
-                "stableService": self.stable.service_name,
-            }
+            {"namespace": self.namespace, "gcpServiceAccount": self.gcp_service_account.email}
         )
 
 

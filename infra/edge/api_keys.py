@@ -6,10 +6,10 @@ GKE Secret Manager add-on (a CSI volume described by a `SecretProviderClass`), s
 never become a Kubernetes Secret: Secret Manager stays the only copy, every read is an IAM
 decision on the workload's own service account and shows up in its audit log.
 
-The class pins one secret version and exposes `pod_annotations`: a new version (a key added
-or revoked) changes the pod template, so the Deployment rolls its pods one by one with no
-unavailable replica. Several hashes are active at once, which is what makes a rotation
-downtime-free: add the new key, move clients, then revoke the old one.
+The provider class pins one secret version, which `file.revision` stamps on the pod template:
+a new version (a key added or revoked) makes each Deployment roll its pods one by one, with no
+unavailable replica, and the new pods mount the new file. Several hashes are active at once,
+which is what makes a rotation downtime-free: add the new key, move clients, then revoke the old.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from infra.workload import ApiKeysFile
+
 CSI_PROVIDER_CLASS_API = "secrets-store.csi.x-k8s.io/v1"
 GKE_CSI_DRIVER = "secrets-store-gke.csi.k8s.io"
-MOUNT_DIRECTORY = "/var/run/secrets/moderation"
 HASHES_FILE_NAME = "api-key-hashes"
-HASHES_FILE_ENV = "MODERATION_API_KEY_HASHES_FILE"
-VOLUME_NAME = "api-key-hashes"
-VERSION_ANNOTATION = "moderation.dev/api-key-hashes-version"
+PROVIDER_CLASS_NAME = "api-key-hashes"
 
 
 @dataclass(frozen=True)
@@ -84,13 +83,12 @@ class ApiKeys(pulumi.ComponentResource):
             member=args.accessor_member,
             opts=child,
         )
-        provider_class_name = "api-key-hashes"
         k8s.apiextensions.CustomResource(
             f"{name}-provider-class",
             api_version=CSI_PROVIDER_CLASS_API,
             kind="SecretProviderClass",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=provider_class_name, namespace=args.namespace, labels=dict(args.labels)
+                name=PROVIDER_CLASS_NAME, namespace=args.namespace, labels=dict(args.labels)
             ),
             spec={
                 "provider": "gke",
@@ -107,7 +105,7 @@ class ApiKeys(pulumi.ComponentResource):
 
         self.secret_name = secret.name
         self.secret_version = version.name
-        self.provider_class_name = pulumi.Output.from_input(provider_class_name)
+        self.provider_class_name = pulumi.Output.from_input(PROVIDER_CLASS_NAME)
         self.register_outputs(
             {
                 "secret_name": self.secret_name,
@@ -117,29 +115,14 @@ class ApiKeys(pulumi.ComponentResource):
         )
 
     @property
-    def pod_annotations(self) -> dict[str, pulumi.Output[str]]:
-        """Changes with every new secret version, so the Deployment rolls its pods."""
-        return {VERSION_ANNOTATION: self.secret_version}
-
-    def pod_volume(self) -> k8s.core.v1.VolumeArgs:
-        """The CSI volume that materialises the hashes file inside the pod."""
-        return k8s.core.v1.VolumeArgs(
-            name=VOLUME_NAME,
+    def file(self) -> ApiKeysFile:
+        """What a release track mounts: the CSI volume, and the version to roll the pods on."""
+        return ApiKeysFile(
             csi=k8s.core.v1.CSIVolumeSourceArgs(
                 driver=GKE_CSI_DRIVER,
                 read_only=True,
                 volume_attributes={"secretProviderClass": self.provider_class_name},
             ),
-        )
-
-    @staticmethod
-    def container_mount() -> k8s.core.v1.VolumeMountArgs:
-        return k8s.core.v1.VolumeMountArgs(
-            name=VOLUME_NAME, mount_path=MOUNT_DIRECTORY, read_only=True
-        )
-
-    @staticmethod
-    def container_env() -> k8s.core.v1.EnvVarArgs:
-        return k8s.core.v1.EnvVarArgs(
-            name=HASHES_FILE_ENV, value=f"{MOUNT_DIRECTORY}/{HASHES_FILE_NAME}"
+            file_name=HASHES_FILE_NAME,
+            revision=self.secret_version,
         )

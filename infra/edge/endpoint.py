@@ -111,7 +111,7 @@ class PublicEndpoint(pulumi.ComponentResource):
             *(auth.dns_resource_records for auth in authorizations)
         ).apply(
             lambda groups: [
-                {"name": record.name, "type": record.type, "data": record.data}
+                {"name": record["name"], "type": record["type"], "data": record["data"]}
                 for records in groups
                 for record in records or []
             ]
@@ -150,7 +150,7 @@ class PublicEndpoint(pulumi.ComponentResource):
                 type="CNAME",
                 ttl=DNS_TTL_SECONDS,
                 rrdatas=auth.dns_resource_records.apply(
-                    lambda records: [record.data for record in records or [] if record.data]
+                    lambda records: [record["data"] for record in records or []]
                 ),
                 opts=child,
             )

@@ -18,8 +18,6 @@ from infra.observability import metrics as m
 
 MODERATION_ENDPOINT = "/v1/moderations"
 SERVER_ERROR_FILTER = 'metric.label.status_code=monitoring.regex.full_match("5..")'
-SECRET_LABEL = {"pagerduty": "service_key", "slack": "auth_token"}
-"""The one sensitive label of each channel type that has one."""
 
 # Multi-window burn-rate alerts (Google SRE workbook, chapter 5): page when 2% of a 30-day error
 # budget burns in an hour, open a ticket when 5% burns in six hours; the short window makes the
@@ -40,8 +38,6 @@ class AlertingArgs:
     public_host: str
     """Host name of the public HTTPS endpoint; the uptime check calls https://<host>/readyz."""
     settings: ObservabilityConfig
-    channel_secrets: Mapping[str, pulumi.Input[str]]
-    """Secret per `secretConfigKey` (PagerDuty/Slack tokens), read as Pulumi secrets."""
     log_metrics: Sequence[pulumi.Resource]
     """Log-based metrics the Cloud Armor alert reads; they must exist before the policy."""
 
@@ -181,17 +177,12 @@ class Alerting(pulumi.ComponentResource):
         ]
 
     def _channel(self, channel: NotificationChannelConfig) -> gcp.monitoring.NotificationChannel:
-        sensitive = None
-        if channel.secret_config_key:
-            secret = self._args.channel_secrets[channel.secret_config_key]
-            sensitive = {SECRET_LABEL[channel.type]: secret}
         return gcp.monitoring.NotificationChannel(
             f"{self._name}-channel-{channel.name}",
             project=self._args.project,
             display_name=f"moderation {self._labels['environment']}: {channel.name}",
-            type=channel.type,
-            labels=channel.labels,
-            sensitive_labels=sensitive,
+            type="email",
+            labels={"email_address": channel.email_address},
             user_labels=self._labels,
             opts=self._child,
         )

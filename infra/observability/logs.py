@@ -124,7 +124,7 @@ class LogPipeline(pulumi.ComponentResource):
         archive = gcp.storage.Bucket(
             f"{name}-archive",
             project=args.project,
-            name=f"{args.project}-{args.name_prefix}-log-archive",
+            name=f"{args.project}-log-archive",  # bucket names are global: the project's is
             location=args.region.upper(),
             storage_class="STANDARD",
             uniform_bucket_level_access=True,
@@ -232,7 +232,9 @@ class LogPipeline(pulumi.ComponentResource):
             f"{name}-to-pubsub",
             project=args.project,
             name=f"{args.name_prefix}-to-pubsub",
-            destination=pulumi.Output.concat("pubsub.googleapis.com/", topic.id),
+            destination=pulumi.Output.concat(
+                "pubsub.googleapis.com/projects/", args.project, "/topics/", topic.name
+            ),
             filter=sink_filter,
             exclusions=exclusions,
             unique_writer_identity=True,

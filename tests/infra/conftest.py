@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config import secret_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod")
 
@@ -80,8 +82,10 @@ def plan(request: pytest.FixtureRequest, plans: dict[str, Plan]) -> Plan:
 
 
 def stack_config(stack: str) -> dict[str, Any]:
-    """The committed `config:` mapping of a stack file."""
-    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    """The committed `config:` mapping of a stack file, plus the secret settings a real stack
+    holds encrypted (`pulumi config set --secret`), at their documented example values."""
+    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {**config, **secret_settings()}
 
 
 @pytest.fixture(scope="session")
