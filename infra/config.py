@@ -429,11 +429,14 @@ class StackConfig(_Section):
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Self:
+        """Rules spanning sections; each message starts with the key it is about."""
         zones_outside = [
             zone for zone in self.cluster.node_zones if not zone.startswith(f"{self.gcp.region}-")
         ]
         if zones_outside:
-            raise ValueError(f"cluster.nodeZones {zones_outside} are not in gcp:region")
+            raise ValueError(
+                f"cluster.nodeZones {zones_outside} are not in gcp:region {self.gcp.region}"
+            )
         if self.is_prod:
             if not self.cluster.master_authorized_networks:
                 raise ValueError("cluster.masterAuthorizedNetworks must not be empty in prod")
@@ -441,13 +444,13 @@ class StackConfig(_Section):
                 ipaddress.IPv4Network(net.cidr).prefixlen == 0
                 for net in self.cluster.master_authorized_networks
             ):
-                raise ValueError("cluster.masterAuthorizedNetworks must not contain 0.0.0.0/0")
+                raise ValueError("cluster.masterAuthorizedNetworks must not hold 0.0.0.0/0 in prod")
             if not self.cluster.deletion_protection:
                 raise ValueError("cluster.deletionProtection must be true in prod")
             if self.cluster.binary_authorization == "DISABLED":
                 raise ValueError("cluster.binaryAuthorization must be enforced in prod")
         if self.workload.node_pool == "gpu" and self.node_pools.gpu is None:
-            raise ValueError("workload.nodePool is 'gpu' but nodePools.gpu is not configured")
+            raise ValueError("workload.nodePool is 'gpu' but nodePools.gpu is not set")
         if self.edge.connection_draining_sec > self.workload.termination_grace_seconds:
             raise ValueError(
                 f"edge.connectionDrainingSec {self.edge.connection_draining_sec} is above "
@@ -471,14 +474,24 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _key_of(location: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into the config key a user edits."""
-    if not location:
-        return f"{NAMESPACE}:<root>"
-    head, *rest = (str(part) for part in location)
+def _problem(detail: Mapping[str, Any]) -> str:
+    """One line per problem, starting with the config key a user edits.
+
+    Whole-stack rules (StackConfig validators) have no location: their message starts with the
+    key below `moderation:` ("cluster.deletionProtection must be ..."), and gets the namespace here.
+    """
+    if detail["type"] == "missing":
+        message = "is required but missing"
+    elif detail["type"] == "extra_forbidden":
+        message = "is not a known setting (typo?)"
+    else:
+        message = str(detail["msg"]).removeprefix("Value error, ")
+    if not detail["loc"]:
+        return f"{NAMESPACE}:{message}"
+    head, *rest = (str(part) for part in detail["loc"])
     if head == "gcp" and rest:
-        return f"gcp:{'.'.join(rest)}"
-    return f"{NAMESPACE}:{'.'.join([head, *rest])}"
+        return f"gcp:{'.'.join(rest)}: {message}"
+    return f"{NAMESPACE}:{'.'.join([head, *rest])}: {message}"
 
 
 def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
@@ -501,16 +514,8 @@ def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
     try:
         return StackConfig.model_validate({**sections, "gcp": gcp})
     except ValidationError as error:
-        problems = [f"{_key_of(detail['loc'])}: {_describe(detail)}" for detail in error.errors()]
+        problems = [_problem(detail) for detail in error.errors()]
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems)) from None
-
-
-def _describe(detail: Mapping[str, Any]) -> str:
-    if detail["type"] == "missing":
-        return "is required but missing"
-    if detail["type"] == "extra_forbidden":
-        return "is not a known setting (typo?)"
-    return str(detail["msg"]).removeprefix("Value error, ")
 
 
 def secret_settings() -> dict[str, Any]:

@@ -1,0 +1,220 @@
+"""Stack config validation: bad settings fail before any resource exists, naming the key."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from infra.config import ConfigError, StackConfig, load_stack_config, parse_stack_config
+from tests.infra.conftest import ROOT, STACKS, stack_config
+
+
+def _with(stack: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    config = copy.deepcopy(stack_config(stack))
+    change(config)
+    return config
+
+
+def _error(config: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(config)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stack_files_are_valid(stack: str) -> None:
+    config = parse_stack_config(stack_config(stack))
+    assert config.environment == stack
+    assert config.labels == {
+        "environment": stack,
+        "app": "moderation",
+        "cost-center": config.cost_center,
+    }
+
+
+def test_config_is_frozen() -> None:
+    config = parse_stack_config(stack_config("dev"))
+    with pytest.raises(ValueError, match="frozen"):
+        config.environment = "prod"  # type: ignore[misc]
+
+
+def test_missing_project_names_the_gcp_key() -> None:
+    message = _error(_with("dev", lambda c: c.pop("gcp:project")))
+    assert "gcp:project: is required but missing" in message
+
+
+def test_missing_section_names_the_moderation_key() -> None:
+    message = _error(_with("prod", lambda c: c.pop("moderation:cluster")))
+    assert "moderation:cluster: is required but missing" in message
+
+
+def test_bad_cidr_is_rejected_with_its_key() -> None:
+    message = _error(
+        _with("dev", lambda c: c["moderation:network"].update(podsCidr="10.20.0.0/33"))
+    )
+    assert "moderation:network.podsCidr" in message
+    assert "10.20.0.0/33" in message
+
+
+def test_cidr_with_host_bits_is_rejected() -> None:
+    message = _error(
+        _with("dev", lambda c: c["moderation:network"].update(subnetCidr="10.10.0.1/20"))
+    )
+    assert "moderation:network.subnetCidr" in message
+
+
+def test_overlapping_ranges_are_rejected() -> None:
+    message = _error(
+        _with("dev", lambda c: c["moderation:network"].update(servicesCidr="10.20.16.0/20"))
+    )
+    assert "moderation:network" in message
+    assert "overlaps" in message
+
+
+def test_min_replicas_above_max_is_rejected() -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:workload"]["autoscaling"].update(minReplicas=5, maxReplicas=2)
+
+    message = _error(_with("prod", change))
+    assert "moderation:workload.autoscaling" in message
+    assert "minReplicas 5 is above maxReplicas 2" in message
+
+
+def test_min_nodes_above_max_is_rejected() -> None:
+    message = _error(
+        _with("dev", lambda c: c["moderation:nodePools"]["model"].update(minNodes=4, maxNodes=3))
+    )
+    assert "moderation:nodePools.model" in message
+
+
+def test_unknown_machine_family_is_rejected() -> None:
+    message = _error(
+        _with("dev", lambda c: c["moderation:nodePools"]["model"].update(machineType="x9-mega-4"))
+    )
+    assert "moderation:nodePools.model" in message
+    assert "unknown machine family 'x9'" in message
+
+
+def test_gpu_pool_needs_a_gpu_machine_and_accelerator() -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:nodePools"]["gpu"] = {
+            "machineType": "n2-standard-8",
+            "minNodes": 0,
+            "maxNodes": 1,
+            "acceleratorType": "nvidia-l4",
+        }
+
+    assert "cannot attach GPUs" in _error(_with("dev", change))
+
+
+def test_workload_on_gpu_needs_a_gpu_pool() -> None:
+    message = _error(_with("dev", lambda c: c["moderation:workload"].update(nodePool="gpu")))
+    assert "moderation:workload.nodePool is 'gpu' but nodePools.gpu is not set" in message
+
+
+def test_open_master_network_is_rejected_in_prod() -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:cluster"]["masterAuthorizedNetworks"] = [
+            {"name": "anywhere", "cidr": "0.0.0.0/0"}
+        ]
+
+    assert "moderation:cluster.masterAuthorizedNetworks must not hold 0.0.0.0/0" in _error(
+        _with("prod", change)
+    )
+
+
+def test_prod_needs_master_networks_and_deletion_protection() -> None:
+    no_networks = _with(
+        "prod", lambda c: c["moderation:cluster"].update(masterAuthorizedNetworks=[])
+    )
+    assert "moderation:cluster.masterAuthorizedNetworks must not be empty in prod" in _error(
+        no_networks
+    )
+    unprotected = _with("prod", lambda c: c["moderation:cluster"].update(deletionProtection=False))
+    assert "moderation:cluster.deletionProtection must be true in prod" in _error(unprotected)
+
+
+def test_image_must_be_pinned_by_digest() -> None:
+    def change(config: dict[str, Any]) -> None:
+        image = "europe-west1-docker.pkg.dev/p/moderation/moderation:latest"
+        config["moderation:release"]["stable"]["image"] = image
+
+    assert "moderation:release.stable.image" in _error(_with("dev", change))
+
+
+def test_canary_weight_is_a_percentage() -> None:
+    def change(config: dict[str, Any]) -> None:
+        stable = config["moderation:release"]["stable"]
+        config["moderation:release"]["canary"] = {**stable, "weight": 150}
+
+    assert "moderation:release.canary.weight" in _error(_with("dev", change))
+
+
+def test_unknown_key_is_reported_as_a_typo() -> None:
+    message = _error(_with("dev", lambda c: c["moderation:cluster"].update(relaseChannel="RAPID")))
+    assert "moderation:cluster.relaseChannel: is not a known setting" in message
+
+
+def test_node_zones_must_be_in_the_region() -> None:
+    message = _error(
+        _with("dev", lambda c: c["moderation:cluster"].update(nodeZones=["us-central1-a"]))
+    )
+    assert "moderation:cluster.nodeZones ['us-central1-a'] are not in gcp:region" in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    def change(config: dict[str, Any]) -> None:
+        config.pop("gcp:project")
+        config["moderation:network"]["podsCidr"] = "nonsense"
+
+    message = _error(_with("dev", change))
+    assert "gcp:project" in message
+    assert "moderation:network.podsCidr" in message
+
+
+def test_loads_what_the_pulumi_engine_passes() -> None:
+    """The engine hands objects over as JSON text; the loader reads them back."""
+    raw = stack_config("prod")
+    engine_form = {key: v if isinstance(v, str) else json.dumps(v) for key, v in raw.items()}
+    pulumi.runtime.set_all_config(engine_form)
+    try:
+        loaded = load_stack_config()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert loaded == parse_stack_config(raw)
+    assert isinstance(loaded, StackConfig)
+
+
+def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
+    bad = _with("prod", lambda c: c["moderation:cluster"].update(deletionProtection=False))
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": bad}))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.plan",
+            "--stack",
+            "prod",
+            "--stack-file",
+            str(stack_file),
+            "--output",
+            str(tmp_path / "plan.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "moderation:cluster.deletionProtection must be true in prod" in result.stderr
+    assert not (tmp_path / "plan.json").exists()

@@ -1,0 +1,100 @@
+"""Every Kubernetes object in the plan is valid for the cluster's Kubernetes version.
+
+Core kinds are checked against the Kubernetes OpenAPI schema of the version the stack pins
+(kubernetes-validate, strict: unknown fields are errors); custom resources (Gateway API, GKE
+policies, Managed Prometheus) against their CRD JSON Schemas in tests/infra/schemas/crds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from tests.infra.conftest import Plan, stack_config
+
+CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
+CORE_GROUPS = {
+    "",
+    "apps",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "apiregistration.k8s.io",
+    "batch",
+}
+
+
+def _group_version(obj: dict[str, Any]) -> tuple[str, str]:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return group, version
+
+
+def _kubernetes_version(stack: str) -> str:
+    return f"{stack_config(stack)['moderation:cluster']['kubernetesVersion']}.0"
+
+
+@cache
+def _crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
+    path = CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json"
+    assert path.exists(), f"no schema for {group}/{version} {kind} (expected {path})"
+    return json.loads(path.read_text())
+
+
+def _validate(obj: dict[str, Any], kubernetes_version: str) -> None:
+    group, version = _group_version(obj)
+    if group in CORE_GROUPS:
+        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+    else:
+        jsonschema.validate(obj, _crd_schema(group, obj["kind"], version))
+
+
+def test_schemas_exist_for_the_pinned_version(plan: Plan) -> None:
+    """kubernetes-validate ships schemas offline; the stack's version must be among them."""
+    assert _kubernetes_version(plan.stack) in kubernetes_validate.utils.all_versions()
+
+
+def test_every_kubernetes_object_validates(plan: Plan) -> None:
+    version = _kubernetes_version(plan.stack)
+    objects = list(plan.kubernetes_objects())
+    assert len(objects) >= 8
+    for obj in objects:
+        try:
+            _validate(obj, version)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as error:
+            pytest.fail(f"{obj['kind']} {obj['metadata'].get('name')}: {error}")
+
+
+def _deployment(plans: dict[str, Plan]) -> dict[str, Any]:
+    return copy.deepcopy(
+        plans["prod"].one("kubernetes:apps/v1:Deployment", "moderation-stable")["inputs"]
+    )
+
+
+def test_the_validator_rejects_a_broken_deployment(plans: dict[str, Plan]) -> None:
+    """Guards the test above: a wrong type or an unknown field must not pass."""
+    version = _kubernetes_version("prod")
+    wrong_type = _deployment(plans)
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(wrong_type, version)
+    unknown_field = _deployment(plans)
+    unknown_field["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(unknown_field, version)
+
+
+def test_the_validator_rejects_a_broken_pod_monitoring(plans: dict[str, Plan]) -> None:
+    monitoring = copy.deepcopy(
+        plans["prod"].one("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")["inputs"]
+    )
+    monitoring["spec"]["endpoints"][0]["interval"] = "every minute"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(monitoring, _kubernetes_version("prod"))

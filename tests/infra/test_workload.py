@@ -1,0 +1,165 @@
+"""The Bento's Kubernetes objects: pod hardening, probes, rollout, scaling, network isolation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infra.conftest import Plan, stack_config
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+APP_SELECTOR = {"app.kubernetes.io/name": "moderation"}
+
+
+def _model_deployments(plan: Plan) -> list[dict[str, Any]]:
+    found = [
+        d["inputs"]
+        for d in plan.of_type(DEPLOYMENT)
+        if d["inputs"]["spec"]["selector"]["matchLabels"].items() >= APP_SELECTOR.items()
+    ]
+    assert found, "no Deployment of the Bento"
+    return found
+
+
+def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]
+
+
+def test_pods_run_non_root_read_only_without_capabilities(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        pod = _pod(deployment)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"] == {"drop": ["ALL"]}
+            assert security.get("privileged") is not True
+
+
+def test_namespace_enforces_the_restricted_pod_security_standard(plan: Plan) -> None:
+    namespace = plan.one("kubernetes:core/v1:Namespace")["inputs"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_probes_use_the_health_endpoints(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        for container in _pod(deployment)["containers"]:
+            assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
+            startup = container["startupProbe"]
+            # Model loading gets minutes before liveness may restart the pod.
+            assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+
+
+def test_resources_are_bounded_and_memory_is_guaranteed(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        for container in _pod(deployment)["containers"]:
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= resources["requests"].keys()
+            assert {"cpu", "memory"} <= resources["limits"].keys()
+            # A pod that may use more memory than it requested is the first one OOM-killed.
+            assert resources["limits"]["memory"] == resources["requests"]["memory"]
+
+
+def test_images_are_pinned_by_digest(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        for container in _pod(deployment)["containers"]:
+            assert "@sha256:" in container["image"]
+    stable = next(d for d in _model_deployments(plan) if d["metadata"]["name"].endswith("stable"))
+    release = stack_config(plan.stack)["moderation:release"]["stable"]
+    assert _pod(stable)["containers"][0]["image"] == release["image"] == plan.outputs["image"]
+
+
+def test_rollout_never_drops_below_capacity_and_drains_gracefully(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        spec = deployment["spec"]
+        assert "replicas" not in spec, "the HPA owns the replica count"
+        assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        pod = _pod(deployment)
+        sleep = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert 0 < sleep < pod["terminationGracePeriodSeconds"]
+
+
+def test_pods_spread_over_zones_on_the_tainted_model_pool(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        pod = _pod(deployment)
+        keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+        assert "topology.kubernetes.io/zone" in keys
+        assert pod["nodeSelector"] == {"moderation.dev/pool": "model"}
+        assert {
+            "key": "moderation.dev/pool",
+            "operator": "Equal",
+            "value": "model",
+            "effect": "NoSchedule",
+        } in pod["tolerations"]
+
+
+def test_autoscaler_bounds_come_from_the_stack(plan: Plan) -> None:
+    scaling = stack_config(plan.stack)["moderation:workload"]["autoscaling"]
+    for hpa in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
+        spec = hpa["inputs"]["spec"]
+        assert spec["minReplicas"] == scaling["minReplicas"]
+        assert spec["maxReplicas"] == scaling["maxReplicas"]
+        metric_types = [metric["type"] for metric in spec["metrics"]]
+        assert "Resource" in metric_types  # CPU is always there as the fallback
+        assert ("Pods" in metric_types) == ("targetInFlightRequests" in scaling)
+
+
+def test_every_deployment_has_a_service_hpa_and_pdb(plan: Plan) -> None:
+    for deployment in _model_deployments(plan):
+        name, selector = (
+            deployment["metadata"]["name"],
+            deployment["spec"]["selector"]["matchLabels"],
+        )
+        services = [
+            s["inputs"]
+            for s in plan.of_type("kubernetes:core/v1:Service")
+            if s["inputs"]["spec"].get("selector") == selector
+        ]
+        assert len(services) == 1, name
+        targets = [
+            h["inputs"]["spec"]["scaleTargetRef"]["name"]
+            for h in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+        ]
+        assert targets.count(name) == 1
+        budgets = [
+            p["inputs"]["spec"]
+            for p in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+            if p["inputs"]["spec"]["selector"]["matchLabels"] == selector
+        ]
+        assert len(budgets) == 1, name
+
+
+def test_network_policy_admits_only_load_balancers_and_metrics_scrapes(plan: Plan) -> None:
+    policy = plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy")["inputs"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == APP_SELECTOR
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"port": 3000, "protocol": "TCP"}]
+    cidrs = {peer["ipBlock"]["cidr"] for peer in ingress["from"] if "ipBlock" in peer}
+    assert cidrs == {"35.191.0.0/16", "130.211.0.0/22"}
+    egress_ports = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+    assert egress_ports == {53, 80, 443, 988}
+
+
+def test_workload_identity_binds_the_kubernetes_account_to_the_gcp_account(plan: Plan) -> None:
+    account = plan.one("kubernetes:core/v1:ServiceAccount")["inputs"]
+    annotation = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+    assert annotation == plan.outputs["workloadServiceAccount"]
+    binding = plan.one("gcp:serviceaccount/iAMMember:IAMMember")["inputs"]
+    project = plan.outputs["registryUrl"].split("/")[1]
+    namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
+    assert binding["role"] == "roles/iam.workloadIdentityUser"
+    assert binding["member"] == f"serviceAccount:{project}.svc.id.goog[{namespace}/{name}]"
+    for deployment in _model_deployments(plan):
+        assert _pod(deployment)["serviceAccountName"] == name
+
+
+def test_managed_prometheus_scrapes_metrics(plan: Plan) -> None:
+    monitoring = plan.one("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")["inputs"]
+    assert monitoring["spec"]["selector"]["matchLabels"] == APP_SELECTOR
+    assert monitoring["spec"]["endpoints"][0]["path"] == "/metrics"
