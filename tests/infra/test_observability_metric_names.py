@@ -114,6 +114,12 @@ def test_every_metric_the_plan_reads_is_exported_or_enabled(
         for name in metric_types(plan)
         if name.startswith("prometheus.googleapis.com/")
     }
+    used |= {  # the HPA's serving metric, `prometheus.googleapis.com|<name>|<kind>`
+        metric["pods"]["metric"]["name"].split("|")[1]
+        for hpa in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+        for metric in hpa["inputs"]["spec"]["metrics"]
+        if metric["type"] == "Pods"
+    }
     assert used, "the plan reads no Prometheus metric at all"
     enabled = set(
         plan.one("gcp:container/cluster:Cluster")["inputs"]["monitoringConfig"]["enableComponents"]
