@@ -63,11 +63,16 @@ def error_response(
 def _validation_message(error: dict[str, Any]) -> tuple[str, str | None]:
     """A one-line message and the offending parameter from a pydantic error."""
     location = [str(part) for part in error.get("loc", ()) if part != "body"]
+    param = location[0] if location else None
     if error.get("type") == "json_invalid":
         return "The request body is not valid JSON.", None
-    param = location[0] if location else None
-    where = ".".join(location) or "body"
-    return f"Invalid value for '{where}': {error.get('msg', 'invalid')}.", param
+    if error.get("type") == "missing":
+        return f"Missing required parameter: '{param}'.", param
+    if param == "input":
+        return "'input' must be a string or a list of strings.", param
+    if param is None:
+        return "The request body must be a JSON object.", None
+    return f"Invalid value for '{param}': {error.get('msg', 'invalid')}.", param
 
 
 def create_app() -> FastAPI:
@@ -240,21 +245,23 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit: int = scope["app"].state.max_body_bytes
-        too_large = error_response(
+        too_large = ApiError(
             413, f"The request body is larger than {limit} bytes.", code="request_too_large"
         )
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await too_large(scope, receive, send)
+            response = error_response(too_large.status, too_large.message, code=too_large.code)
+            await response(scope, receive, send)
             return
         received = 0
 
         async def counting_receive() -> Message:
+            """Raised inside the handler's body read, so the ApiError handler answers."""
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise HTTPException(413, f"The request body is larger than {limit} bytes.")
+                raise too_large
             return message
 
         await self.app(scope, counting_receive, send)

@@ -6,8 +6,11 @@ batchable `Scorer` (service/inference.py), where concurrent requests are batched
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
+import aiohttp
 import bentoml
 from bentoml.exceptions import BentoMLException
 from fastapi import Request
@@ -29,6 +32,7 @@ from service.schemas import (
 from service.settings import Settings
 
 api = create_app()
+SCORER_PROBE_TIMEOUT_S = 1.0
 
 _ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 405, 413, 503)}
 
@@ -70,6 +74,21 @@ class Moderation:
         api.state.max_body_bytes = self.settings.max_body_bytes
         if self.settings.max_inputs > inference.MAX_BATCH_SIZE:
             raise ValueError(f"MODERATION_MAX_INPUTS must be <= {inference.MAX_BATCH_SIZE}")
+        self._scorer_ready = False
+
+    async def __is_ready__(self) -> bool:
+        """Ready once the scorer has loaded every catalog model (it answers its /readyz).
+
+        Asked with a short timeout: while the scorer loads, its socket accepts but never answers.
+        """
+        if not self._scorer_ready:
+            try:
+                self._scorer_ready = await asyncio.wait_for(
+                    self.scorer.is_ready(), SCORER_PROBE_TIMEOUT_S
+                )
+            except (TimeoutError, aiohttp.ClientError):
+                return False
+        return self._scorer_ready
 
     @api.post(
         "/v1/moderations",
@@ -100,16 +119,9 @@ class Moderation:
         facts.update(
             model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=sum(map(len, texts))
         )
-        try:
-            scores = await self.scorer.to_async.score(
-                [ScoreItem(model=spec.name, text=text) for text in texts]
-            )
-        except BentoMLException as error:
-            status = error.error_code.value
-            raise ApiError(
-                status if status in (429, 503) else 500,
-                "The model service could not answer; retry.",
-            ) from error
+        scores = await self._ask_scorer(
+            "score", [ScoreItem(model=spec.name, text=text) for text in texts]
+        )
         results = [moderate(spec, text_scores) for text_scores in scores]
         self._observe(spec, texts, results)
         facts["flagged"] = sum(result.flagged for result in results)
@@ -117,7 +129,27 @@ class Moderation:
 
     @api.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
     async def list_models(self) -> ModelList:
-        return ModelList(data=await self.scorer.to_async.models())
+        return ModelList(data=await self._ask_scorer("models"))
+
+    async def _ask_scorer(self, method: str, *args: Any) -> Any:
+        """Call the scorer; its failures become 503/500 OpenAI errors, never a stack trace.
+
+        Its APIs are read-only, so a call lost to a connection closing under the client is retried
+        once (pooled keep-alive connections: bentoml/BentoML#4971).
+        """
+        if not await self.__is_ready__():
+            raise ApiError(503, "The models are still loading; retry shortly.")
+        call = getattr(self.scorer.to_async, method)
+        try:
+            try:
+                return await call(*args)
+            except aiohttp.ClientConnectionError:
+                return await call(*args)
+        except aiohttp.ClientConnectionError as error:
+            raise ApiError(503, "The model service is not available; retry.") from error
+        except BentoMLException as error:
+            status = 503 if error.error_code.value == 503 else 500
+            raise ApiError(status, "The model service could not answer; retry.") from error
 
     def _check_limits(self, texts: list[str]) -> None:
         limits = self.settings

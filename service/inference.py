@@ -12,7 +12,7 @@ from collections import defaultdict
 import bentoml
 from pydantic import BaseModel
 
-from service.catalog import Backend, ModelSpec, load_catalog
+from service.catalog import load_catalog
 from service.categories import Category
 from service.metrics import INFERENCE_LATENCY
 from service.schemas import ModelCard
@@ -36,7 +36,8 @@ class _Scorer:
         from service.backends import CategoryScorer
 
         self.scorers = {
-            spec.name: CategoryScorer(spec, _stored_model(self, spec)) for spec in CATALOG.models
+            spec.name: CategoryScorer(spec, getattr(self, _model_attribute(spec.name)))
+            for spec in CATALOG.models
         }
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_BATCH_LATENCY_MS)
@@ -77,21 +78,6 @@ class _Scorer:
 
 def _model_attribute(name: str) -> str:
     return "model_" + name.replace("-", "_").replace(".", "_")
-
-
-def _stored_model(service: _Scorer, spec: ModelSpec) -> bentoml.Model:
-    """The local store's copy; a clear error instead of BentoML's attempt to pull from its cloud."""
-    if bentoml.models.BentoModel(spec.tag).stored is None:
-        store_name = spec.tag.split(":")[0]
-        hint = (
-            "python -m service.store ensure-default"
-            if spec.backend is Backend.SKLEARN
-            else f"make import-model SOURCE={spec.source or '<hub id>'} NAME={store_name}"
-        )
-        raise RuntimeError(
-            f"model {spec.tag} ({spec.name!r}) is not in the model store; run: {hint}"
-        )
-    return getattr(service, _model_attribute(spec.name))
 
 
 # Models must be class attributes for BentoML to pack them into the Bento.

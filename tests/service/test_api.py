@@ -1,0 +1,447 @@
+"""The HTTP API against one real `bentoml serve` process (see conftest.server)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.categories import CATEGORIES
+from tests.service.conftest import API_KEYS, LIMITS, MAX_BODY_BYTES, RunningServer, StoredModels
+
+pytestmark = pytest.mark.slow
+MAX_INPUTS = int(LIMITS["MODERATION_MAX_INPUTS"])
+MAX_CHARS = int(LIMITS["MODERATION_MAX_INPUT_CHARS"])
+
+
+def openai_client(server: RunningServer, api_key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{server.base_url}/v1", api_key=api_key or server.api_key, max_retries=0
+    )
+
+
+def moderate(server: RunningServer, payload: object, **headers: str) -> httpx.Response:
+    with server.client() as client:
+        return client.post("/v1/moderations", json=payload, headers=headers)
+
+
+def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"] and "Traceback" not in response.text
+    assert error["type"] == ("server_error" if status >= 500 else "invalid_request_error")
+    if param is not None:
+        assert error["param"] == param
+    return error
+
+
+def assert_moderation_shape(result: dict) -> None:
+    assert set(result["categories"]) == set(CATEGORIES)
+    assert set(result["category_scores"]) == set(CATEGORIES)
+    assert all(isinstance(flag, bool) for flag in result["categories"].values())
+    assert all(0.0 <= score <= 1.0 for score in result["category_scores"].values())
+    assert isinstance(result["flagged"], bool)
+
+
+# --- the OpenAI shape --------------------------------------------------------------------------
+
+
+def test_official_openai_client_works_unchanged(server: RunningServer) -> None:
+    client = openai_client(server)
+    texts = ["hello", "I will hurt you", "third"]
+    response = client.moderations.create(model="tiny-koala", input=texts)
+    assert response.id.startswith("modr-")
+    assert response.model == "tiny-koala"
+    assert len(response.results) == len(texts)
+    first = response.results[0]
+    assert isinstance(first.categories.self_harm_intent, bool)
+    assert 0.0 <= first.category_scores.violence_graphic <= 1.0
+    assert first.category_applied_input_types.violence == ["text"]
+
+    default = client.moderations.create(input="have a nice day")
+    assert default.model == "profanity-check"
+    assert len(default.results) == 1
+
+
+def test_openai_client_raises_its_typed_errors(server: RunningServer) -> None:
+    with pytest.raises(openai.NotFoundError):
+        openai_client(server).moderations.create(model="no-such-model", input="x")
+    with pytest.raises(openai.BadRequestError):
+        openai_client(server).moderations.create(input=[])
+    with pytest.raises(openai.AuthenticationError):
+        openai_client(server, api_key="wrong").moderations.create(input="x")
+
+
+@pytest.mark.parametrize("model", ["profanity-check", "tiny-koala", "tiny-toxic"])
+def test_every_category_is_present_and_uncovered_ones_are_false_and_zero(
+    server: RunningServer, model: str
+) -> None:
+    with server.client() as client:
+        covered = {
+            card["id"]: set(card["categories"]) for card in client.get("/v1/models").json()["data"]
+        }[model]
+    response = moderate(server, {"model": model, "input": ["fuck you idiot", "a calm sentence"]})
+    assert response.status_code == 200, response.text
+    for result in response.json()["results"]:
+        assert_moderation_shape(result)
+        for category in set(CATEGORIES) - covered:
+            assert result["categories"][category] is False
+            assert result["category_scores"][category] == 0.0
+
+
+def test_results_keep_input_order_and_match_single_requests(server: RunningServer) -> None:
+    texts = ["first text", "second, different text", "3"]
+    together = moderate(server, {"model": "tiny-koala", "input": texts}).json()["results"]
+    for text, result in zip(texts, together, strict=True):
+        alone = moderate(server, {"model": "tiny-koala", "input": text}).json()["results"][0]
+        for category in CATEGORIES:
+            assert result["category_scores"][category] == pytest.approx(
+                alone["category_scores"][category], abs=1e-4
+            )
+
+
+def test_flags_follow_the_catalog_thresholds(server: RunningServer) -> None:
+    texts = [f"sample number {index} with words" for index in range(MAX_INPUTS)]
+    results = moderate(server, {"model": "tiny-koala", "input": texts}).json()["results"]
+    # test catalog: self-harm at 0.3, every other covered category at 0.2
+    for result in results:
+        for category, score in result["category_scores"].items():
+            threshold = 0.3 if category == "self-harm" else 0.2
+            covered = category not in {
+                "harassment/threatening",
+                "illicit",
+                "illicit/violent",
+                "self-harm/instructions",
+                "self-harm/intent",
+            }
+            assert result["categories"][category] == (covered and score >= threshold)
+        assert result["flagged"] == any(result["categories"].values())
+
+
+def test_openai_model_names_are_aliases_of_the_default(server: RunningServer) -> None:
+    response = moderate(server, {"model": "omni-moderation-latest", "input": "hi"})
+    assert response.json()["model"] == "profanity-check"
+
+
+def test_models_lists_every_loaded_model_with_its_tag_and_the_default(
+    server: RunningServer, stored_models: StoredModels
+) -> None:
+    with server.client() as client:
+        listing = client.get("/v1/models").json()
+    cards = {card["id"]: card for card in listing["data"]}
+    assert {name: card["tag"] for name, card in cards.items()} == {
+        "profanity-check": stored_models.default,
+        "tiny-koala": stored_models.koala,
+        "tiny-toxic": stored_models.toxic,
+    }
+    assert [name for name, card in cards.items() if card["default"]] == ["profanity-check"]
+    assert {model.id for model in openai_client(server).models.list()} == set(cards)
+
+
+# --- headers, health, docs, metrics -------------------------------------------------------------
+
+
+def test_request_id_is_echoed_or_generated_on_every_response(server: RunningServer) -> None:
+    with server.client() as client:
+        echoed = client.post(
+            "/v1/moderations", json={"input": "x"}, headers={"X-Request-ID": "abc-1"}
+        )
+        assert echoed.headers["X-Request-ID"] == "abc-1"
+        for response in (
+            client.post("/v1/moderations", json={"input": "x"}),
+            client.post("/v1/moderations", content=b"{"),
+            client.get("/livez"),
+            client.get("/metrics"),
+        ):
+            assert len(response.headers["X-Request-ID"]) == 32
+        first, second = (client.get("/v1/models").headers["X-Request-ID"] for _ in range(2))
+        assert first != second
+
+
+def test_health_endpoints_answer_without_an_api_key(server: RunningServer) -> None:
+    with server.client(api_key=None) as client:
+        assert client.get("/livez").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/docs.json").status_code == 200
+
+
+def test_openapi_document_describes_the_api(server: RunningServer) -> None:
+    with server.client() as client:
+        spec = client.get("/docs.json").json()
+    paths = spec["paths"]
+    assert {"/v1/moderations", "/v1/models", "/livez", "/readyz", "/metrics"} <= set(paths)
+    operation = paths["/v1/moderations"]["post"]
+    request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert request_schema["required"] == ["input"]
+    assert {"200", "400", "401", "404", "413"} <= set(operation["responses"])
+    assert "ModerationResponse" in spec["components"]["schemas"]
+
+
+def metric_samples(server: RunningServer) -> dict[str, list]:
+    with server.client() as client:
+        text = client.get("/metrics").text
+    samples: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def test_metrics_expose_moderation_and_bentoml_series(server: RunningServer) -> None:
+    moderate(server, {"model": "tiny-toxic", "input": ["one", "two"]})
+    samples = metric_samples(server)
+    requests = [
+        s for s in samples["moderation_requests_total"] if s.labels["model"] == "tiny-toxic"
+    ]
+    assert sum(s.value for s in requests if s.labels["status_code"] == "200") >= 1
+    latency = samples["moderation_inference_latency_seconds_count"]
+    assert any(s.labels["model"] == "tiny-toxic" and s.value >= 1 for s in latency)
+    chars = samples["moderation_input_chars_count"]
+    assert any(s.labels["model"] == "tiny-toxic" and s.value >= 2 for s in chars)
+    assert "moderation_flagged_total" in samples or "moderation_flagged" in samples
+    for name in (
+        "bentoml_service_request_duration_seconds_count",
+        "bentoml_service_request_in_progress",
+        "bentoml_service_adaptive_batch_size_count",
+    ):
+        assert name in samples, name
+
+
+def batch_histogram(server: RunningServer) -> tuple[float, float]:
+    """(batches dispatched, batches of more than one request) for the scorer's `score` API."""
+    samples = metric_samples(server)
+    batches = sum(
+        s.value
+        for s in samples["bentoml_service_adaptive_batch_size_count"]
+        if s.labels["method_name"] == "score"
+    )
+    single = sum(
+        s.value
+        for s in samples["bentoml_service_adaptive_batch_size_bucket"]
+        if s.labels["method_name"] == "score" and s.labels["le"] == "1.0"
+    )
+    return batches, batches - single
+
+
+def test_concurrent_requests_are_batched(server: RunningServer) -> None:
+    batches_before, multi_before = batch_histogram(server)
+    requests = 96
+    with server.client() as client, ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(
+            pool.map(
+                lambda index: (
+                    client.post(
+                        "/v1/moderations", json={"model": "tiny-koala", "input": f"text {index}"}
+                    ).status_code
+                ),
+                range(requests),
+            )
+        )
+    assert statuses == [200] * requests
+    batches_after, multi_after = batch_histogram(server)
+    assert multi_after > multi_before, "no batch held more than one request"
+    assert batches_after - batches_before < requests
+
+
+# --- bad input: a clear 4xx with the OpenAI error body, never a 5xx ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"input": "unterminated', None),
+        (b"\xff\xfe{not even utf-8", None),
+        (b'{"input": "\xff\xfe"}', None),
+        (b"", None),
+        (b"[1, 2]", None),
+        (b'"just a string"', None),
+        (b"{}", "input"),
+        (b'{"model": "tiny-koala"}', "input"),
+        (b'{"input": []}', "input"),
+        (b'{"input": ["fine", 1]}', "input"),
+        (b'{"input": [null]}', "input"),
+        (b'{"input": 5}', "input"),
+        (b'{"input": {"type": "text", "text": "x"}}', "input"),
+        (b'{"input": "x", "model": 7}', "model"),
+    ],
+)
+def test_malformed_requests_get_400(server: RunningServer, body: bytes, param: str | None) -> None:
+    with server.client() as client:
+        response = client.post(
+            "/v1/moderations", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert_openai_error(response, 400, param)
+
+
+def test_too_many_inputs_gets_400(server: RunningServer) -> None:
+    error = assert_openai_error(moderate(server, {"input": ["x"] * (MAX_INPUTS + 1)}), 400, "input")
+    assert error["code"] == "too_many_inputs"
+    assert moderate(server, {"input": ["x"] * MAX_INPUTS}).status_code == 200
+
+
+def test_text_over_the_character_limit_gets_400(server: RunningServer) -> None:
+    error = assert_openai_error(moderate(server, {"input": ["ok", "y" * (MAX_CHARS + 1)]}), 400)
+    assert error["code"] == "input_too_long"
+    assert moderate(server, {"input": "y" * MAX_CHARS}).status_code == 200
+
+
+def test_body_over_the_size_limit_gets_413(server: RunningServer) -> None:
+    oversized = json.dumps({"input": "z" * MAX_BODY_BYTES}).encode()
+    with server.client() as client:
+        declared = client.post("/v1/moderations", content=oversized)
+        # streamed without Content-Length: the limit counts what arrives
+        streamed = client.post(
+            "/v1/moderations", content=iter([oversized[:1000], oversized[1000:]])
+        )
+    assert "content-length" not in streamed.request.headers
+    for response in (declared, streamed):
+        assert assert_openai_error(response, 413)["code"] == "request_too_large"
+
+
+def test_unknown_model_gets_404(server: RunningServer) -> None:
+    error = assert_openai_error(moderate(server, {"model": "gpt-9", "input": "x"}), 404, "model")
+    assert error["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/moderations"), ("PUT", "/v1/moderations"), ("POST", "/v1/models")],
+)
+def test_wrong_method_gets_405(server: RunningServer, method: str, path: str) -> None:
+    with server.client() as client:
+        assert_openai_error(client.request(method, path), 405)
+
+
+def test_curl_style_form_content_type_is_read_as_json(server: RunningServer) -> None:
+    # `curl -d '{...}'` sends application/x-www-form-urlencoded; the OpenAI API accepts it.
+    with server.client() as client:
+        response = client.post(
+            "/v1/moderations",
+            content=b'{"input": "hello"}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 200
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(
+        st.text(alphabet=st.characters(codec=None, blacklist_categories=()), max_size=300),
+        min_size=1,
+        max_size=3,
+    ),
+    model=st.sampled_from(["profanity-check", "tiny-koala"]),
+)
+def test_any_unicode_text_gets_a_well_formed_result(
+    server: RunningServer, texts: list[str], model: str
+) -> None:
+    """Control characters, lone surrogates, emoji, empty strings: never a 5xx."""
+    response = moderate(server, {"model": model, "input": texts})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == len(texts)
+    for result in results:
+        assert_moderation_shape(result)
+
+
+# --- auth ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-key", "Basic dGVzdA==", f"Bearer {API_KEYS[0]}x", "Bearer"],
+)
+def test_requests_without_a_valid_key_get_401(
+    server: RunningServer, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    with server.client(api_key=None) as client:
+        for response in (
+            client.post("/v1/moderations", json={"input": "x"}, headers=headers),
+            client.get("/v1/models", headers=headers),
+            client.post("/v1/moderations", content=b"{bad json", headers=headers),
+        ):
+            assert assert_openai_error(response, 401)["code"] == "invalid_api_key"
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_every_configured_key_works(server: RunningServer) -> None:
+    for key in API_KEYS:
+        with server.client(api_key=key) as client:
+            assert client.post("/v1/moderations", json={"input": "x"}).status_code == 200
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+def log_entry(server: RunningServer, request_id: str) -> dict:
+    """The JSON log line of one request (the server flushes each line as it is written)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in server.logs().splitlines():
+            if line.startswith("{") and f'"request_id":"{request_id}"' in line:
+                return json.loads(line)
+        time.sleep(0.1)
+    raise AssertionError(f"no log line for request {request_id}")
+
+
+def test_one_structured_log_line_per_request_in_cloud_logging_shape(server: RunningServer) -> None:
+    request_id = uuid.uuid4().hex
+    response = moderate(
+        server,
+        {"model": "tiny-koala", "input": ["abc", "de"]},
+        **{
+            "X-Request-ID": request_id,
+            "X-Cloud-Trace-Context": "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1",
+        },
+    )
+    entry = log_entry(server, request_id)
+    lines = [line for line in server.logs().splitlines() if request_id in line]
+    assert len(lines) == 1
+    flagged = sum(result["flagged"] for result in response.json()["results"])
+    assert entry["severity"] == "INFO"
+    assert entry["httpRequest"]["status"] == 200
+    assert entry["httpRequest"]["requestMethod"] == "POST"
+    assert entry["httpRequest"]["latency"].endswith("s")
+    assert entry["logging.googleapis.com/trace"].endswith("4bf92f3577b34da6a3ce929d0e0e4736")
+    assert entry["model"] == "tiny-koala" and entry["model_tag"].startswith("tiny-koala:")
+    assert (entry["inputs"], entry["input_chars"], entry["flagged"]) == (2, 5, flagged)
+    assert entry["latency_ms"] > 0
+    assert len(entry["api_key_id"]) == 12
+
+
+def test_input_text_never_reaches_the_logs(server: RunningServer) -> None:
+    secret = f"SECRET-{uuid.uuid4().hex}"
+    request_ids = []
+    with server.client() as client, server.client(api_key="wrong") as unauthorized:
+        for send in (
+            lambda h: client.post("/v1/moderations", json={"input": [secret]}, headers=h),
+            lambda h: client.post(
+                "/v1/moderations", json={"model": "tiny-koala", "input": secret}, headers=h
+            ),
+            lambda h: client.post("/v1/moderations", json={"input": secret * 500}, headers=h),
+            lambda h: client.post(
+                "/v1/moderations", json={"model": secret, "input": secret}, headers=h
+            ),
+            lambda h: client.post("/v1/moderations", content=f'{{"input": "{secret}', headers=h),
+            lambda h: client.post("/v1/moderations", json={"input": [secret, 3]}, headers=h),
+            lambda h: unauthorized.post("/v1/moderations", json={"input": secret}, headers=h),
+        ):
+            request_id = uuid.uuid4().hex
+            send({"X-Request-ID": request_id})
+            request_ids.append(request_id)
+    for request_id in request_ids:
+        log_entry(server, request_id)  # every request was logged...
+    assert secret not in server.logs()  # ...and none of them with its text

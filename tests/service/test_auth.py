@@ -1,0 +1,69 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.auth import ApiKeys, AuthConfigError, bearer_token, hash_key
+from service.settings import Settings
+
+
+def test_hash_is_sha256_of_the_key_with_its_scheme() -> None:
+    assert hash_key("secret") == "sha256:" + hashlib.sha256(b"secret").hexdigest()
+
+
+def test_every_configured_key_is_accepted_during_a_rotation() -> None:
+    keys = ApiKeys((hash_key("old"), hash_key("new")))
+    old_id, new_id = keys.identify("old"), keys.identify("new")
+    assert old_id and new_id and old_id != new_id
+    assert keys.identify("wrong") is None
+    assert keys.identify("") is None
+    assert "old" not in old_id and old_id in hash_key("old")  # an id from the hash, not the key
+
+
+@pytest.mark.parametrize(
+    "bad", ["md5:abc", "sha256:xyz", "sha256:" + "g" * 64, "plaintext-key", hash_key("k")[:-1]]
+)
+def test_malformed_hashes_refuse_to_load(bad: str) -> None:
+    with pytest.raises(AuthConfigError, match="#2"):
+        ApiKeys((hash_key("fine"), bad))
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer abc", "abc"),
+        ("Basic abc", None),
+        ("Bearer ", None),
+        ("abc", None),
+        (None, None),
+    ],
+)
+def test_bearer_token_parsing(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_settings_read_hashes_from_env_list_and_file(tmp_path: Path) -> None:
+    hashes_file = tmp_path / "hashes"
+    hashes_file.write_text(f"# rotated 2026-11\n{hash_key('b')}\n\n  {hash_key('c')}  \n")
+    settings = Settings.from_env(
+        {
+            "MODERATION_API_KEY_HASHES": f"{hash_key('a')}, ",
+            "MODERATION_API_KEY_HASHES_FILE": str(hashes_file),
+            "MODERATION_MAX_INPUTS": "10",
+        }
+    )
+    assert settings.api_key_hashes == (hash_key("a"), hash_key("b"), hash_key("c"))
+    assert settings.max_inputs == 10
+    assert not settings.auth_disabled
+
+
+def test_auth_is_disabled_only_by_the_explicit_flag() -> None:
+    assert Settings.from_env({"MODERATION_AUTH_DISABLED": "1"}).auth_disabled
+    assert not Settings.from_env({"MODERATION_AUTH_DISABLED": "true"}).auth_disabled
+
+
+def test_invalid_limits_name_the_setting() -> None:
+    with pytest.raises(ValidationError, match="max_inputs"):
+        Settings.from_env({"MODERATION_MAX_INPUTS": "0"})

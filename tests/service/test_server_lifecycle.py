@@ -1,0 +1,80 @@
+"""Start-up behaviour of real `bentoml serve` processes: refusing to run open, readiness."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from service.auth import hash_key
+from tests.service.conftest import (
+    StoredModels,
+    catalog_document,
+    server_env,
+    start_server,
+    stop_server,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_server_without_api_keys_refuses_to_start(catalog_file: Path, tmp_path: Path) -> None:
+    # BENTOML_CONTAINERIZED is set in Bento images; there a failed worker is not respawned.
+    env = server_env(catalog_file, BENTOML_CONTAINERIZED="true")
+    log_path = tmp_path / "server.log"
+    process, port = start_server(env, log_path)
+    try:
+        exit_code = process.wait(timeout=120)
+    finally:
+        stop_server(process)
+    assert exit_code != 0
+    assert "no API keys configured" in log_path.read_text()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2)
+
+
+def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_path: Path) -> None:
+    document = catalog_document(stored_models)
+    # in the store, but the catalog maps a label it does not have: it can never load
+    broken = {**document["models"][-1], "name": "broken", "labels": {"TOXIC": "harassment"}}
+    document["models"] = [*document["models"], broken]
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump(document))
+    key = "lifecycle-key"
+    log_path = tmp_path / "server.log"
+    process, port = start_server(
+        server_env(catalog, MODERATION_API_KEY_HASHES=hash_key(key)), log_path
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not is_live(base_url):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        for _ in range(3):  # live, but never ready
+            assert httpx.get(f"{base_url}/readyz", timeout=5).status_code == 503
+            time.sleep(1)
+        response = httpx.post(
+            f"{base_url}/v1/moderations",
+            json={"input": "x"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["type"] == "server_error"
+        while "TOXIC" not in log_path.read_text():  # the log says why
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
+        assert httpx.get(f"{base_url}/readyz", timeout=5).status_code == 503
+    finally:
+        stop_server(process)
+
+
+def is_live(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
