@@ -26,12 +26,24 @@ from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
 from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, WeightedBackend
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
+from infra.observability.alerts import Alerting, AlertingArgs
+from infra.observability.budget import BudgetArgs, ProjectBudget
+from infra.observability.dashboard import DashboardArgs, ServiceDashboard
+from infra.observability.logs import LogPipeline, LogPipelineArgs
+from infra.observability.metrics_adapter import (
+    ADAPTER_IMAGE_PATTERN,
+    MetricsAdapter,
+    MetricsAdapterArgs,
+)
 from infra.registry import Registry, RegistryArgs
 from infra.workload import ModelDeployment, ModelDeploymentArgs, Workload, WorkloadArgs
 
 # --- config: read and validated once; nothing is declared if it is wrong --------------------------
 config = load_stack_config()
 project, region, labels = config.gcp.project, config.gcp.region, config.labels
+
+# The HPA's serving metric (requests in flight) reaches it through the custom metrics adapter.
+scales_on_serving_metric = config.workload.autoscaling.target_in_flight_requests is not None
 
 # --- Google Cloud ---------------------------------------------------------------------------------
 network = Network("moderation", NetworkArgs(config=config.network, region=region))
@@ -48,7 +60,10 @@ cluster = Cluster(
         location=config.cluster_location,
         network=network,
         labels=labels,
-        allowed_image_patterns=[f"{registry.url}/**"],
+        allowed_image_patterns=[
+            f"{registry.url}/**",
+            *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
+        ],
     ),
 )
 registry.grant_read("moderation-nodes-pull", cluster.node_service_account.member)
@@ -155,6 +170,54 @@ gateway = EdgeGateway(
     opts=in_cluster,
 )
 
+# --- observability and cost: log sinks, alerts, SLOs, uptime check, dashboard, budget -------------
+observed = config.observability
+logs = LogPipeline(
+    "moderation",
+    LogPipelineArgs(
+        project=project,
+        region=region,
+        labels=labels,
+        cluster_name=config.cluster.name,
+        namespace=config.workload.namespace,
+        name_prefix=f"moderation-{config.environment}",
+        settings=observed.log_sinks,
+        protect=config.is_prod,
+    ),
+)
+alerting = Alerting(
+    "moderation",
+    AlertingArgs(
+        project=project,
+        labels=labels,
+        cluster_name=config.cluster.name,
+        namespace=config.workload.namespace,
+        public_host=config.edge.domains[0],
+        settings=observed,
+        log_metrics=logs.log_metrics,
+    ),
+)
+if scales_on_serving_metric:
+    MetricsAdapter("moderation", MetricsAdapterArgs(project=project), opts=in_cluster)
+dashboard = ServiceDashboard(
+    "moderation",
+    DashboardArgs(
+        project=project,
+        labels=labels,
+        cluster_name=config.cluster.name,
+        namespace=config.workload.namespace,
+    ),
+)
+ProjectBudget(
+    "moderation",
+    BudgetArgs(
+        project=project,
+        environment=config.environment,
+        settings=config.budget,
+        notification_channels=alerting.channel_ids("WARNING"),
+    ),
+)
+
 # --- stack outputs --------------------------------------------------------------------------------
 pulumi.export("clusterName", cluster.cluster.name)
 pulumi.export("clusterLocation", config.cluster_location)
@@ -175,3 +238,6 @@ pulumi.export("dnsAuthorizationRecords", endpoint.dns_authorization_records)
 pulumi.export("apiKeysSecret", api_keys.secret_name)
 pulumi.export("canaryWeight", canary_weight)
 pulumi.export("workloadServiceAccount", workload.gcp_service_account.email)
+pulumi.export("logsBigQueryDataset", logs.bigquery_dataset)
+pulumi.export("logsArchiveBucket", logs.archive_bucket)
+pulumi.export("dashboard", dashboard.dashboard_id)

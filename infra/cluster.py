@@ -181,7 +181,9 @@ class Cluster(pulumi.ComponentResource):
                 enable_components=["SYSTEM_COMPONENTS", "WORKLOADS"]
             ),
             monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
-                enable_components=["SYSTEM_COMPONENTS"],
+                # HPA and DEPLOYMENT: GKE's managed kube-state metrics, which the autoscaler
+                # alert and the replicas chart read (infra/observability/metrics.py).
+                enable_components=["SYSTEM_COMPONENTS", "HPA", "DEPLOYMENT"],
                 managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(
                     enabled=True
                 ),
