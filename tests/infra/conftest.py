@@ -42,6 +42,20 @@ class Plan(dict):
         assert len(found) == 1, f"{self.stack}: {len(found)} x {resource_type} {name or ''}"
         return found[0]
 
+    def kubernetes_object(
+        self, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """The one Kubernetes object with this kind and metadata name (and namespace)."""
+        found = [
+            obj
+            for obj in self.kubernetes_objects()
+            if obj["kind"] == kind
+            and obj["metadata"]["name"] == name
+            and namespace in (None, obj["metadata"].get("namespace"))
+        ]
+        assert len(found) == 1, f"{self.stack}: {len(found)} x {kind} {namespace or ''}/{name}"
+        return found[0]
+
     def kubernetes_objects(self) -> Iterator[dict[str, Any]]:
         """Every Kubernetes object the program declares, as the API server would receive it."""
         for resource in self["resources"]:

@@ -89,11 +89,20 @@ def test_binary_authorization_admits_only_our_registry(plan: Plan) -> None:
 
 
 def _admitted(image: str, pattern: str) -> bool:
-    """Binary Authorization name pattern: a trailing `/**` matches everything below."""
-    name = image.split("@", 1)[0]
-    if pattern.endswith("/**"):
-        return name.startswith(pattern.removesuffix("**"))
-    return name == pattern
+    """Binary Authorization name patterns: trailing `**` matches below, `*` within one segment."""
+    if pattern.endswith("**"):
+        return image.startswith(pattern.removesuffix("**"))
+    if pattern.endswith("*"):
+        prefix = pattern.removesuffix("*")
+        return image.startswith(prefix) and "/" not in image.removeprefix(prefix)
+    return image.split("@", 1)[0] == pattern
+
+
+def test_admission_patterns_mean_what_binary_authorization_means() -> None:
+    assert _admitted("gcr.io/nginx@sha256:00", "gcr.io/nginx*")
+    assert not _admitted("gcr.io/nginx/image:1", "gcr.io/nginx*")
+    assert _admitted("gcr.io/nginx/image:1", "gcr.io/nginx/**")
+    assert not _admitted("gcr.io/other/image:1", "gcr.io/nginx/**")
 
 
 def test_secrets_are_encrypted_with_a_rotating_kms_key(plan: Plan) -> None:

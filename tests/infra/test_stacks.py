@@ -89,15 +89,28 @@ def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def _by_identity(plan: Plan) -> dict[tuple[str, str], dict[str, Any]]:
-    """Resources keyed by (type, name), with the stack's project id made generic."""
+def _identity(resource: dict[str, Any], inputs: dict[str, Any]) -> tuple[str | None, ...]:
+    """Type and logical name, plus what names it in the cloud: components may reuse child names."""
+    metadata = inputs.get("metadata", {})
+    return (
+        resource["type"],
+        resource["name"],
+        metadata.get("namespace"),
+        metadata.get("name"),
+        inputs.get("accountId"),
+        inputs.get("member"),
+    )
+
+
+def _by_identity(plan: Plan) -> dict[tuple[str | None, ...], dict[str, Any]]:
+    """Resources by identity, as flat {path: value}, with the stack's project id made generic."""
     project = plan.outputs["registryUrl"].split("/")[1]
-    return {
-        (r["type"], r["name"]): dict(
-            _leaves(json.loads(json.dumps(r["inputs"]).replace(project, "<project>")))
-        )
-        for r in plan["resources"]
-    }
+    keyed = {}
+    for resource in plan["resources"]:
+        generic = json.loads(json.dumps(resource["inputs"]).replace(project, "<project>"))
+        keyed[_identity(resource, generic)] = dict(_leaves(generic))
+    assert len(keyed) == len(plan["resources"]), "two resources share an identity"
+    return keyed
 
 
 def test_both_stacks_declare_the_same_core_resources(plans: dict[str, Plan]) -> None:
