@@ -22,6 +22,7 @@ from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
 from service.inference import CATALOG, ScoreItem, Scorer
 from service.metrics import FLAGGED, INPUT_CHARS
+from service.release import ReleaseVersion, bento_tag
 from service.schemas import (
     ErrorBody,
     ModelList,
@@ -30,6 +31,7 @@ from service.schemas import (
     ModerationResult,
 )
 from service.settings import Settings
+from service.version import API_VERSION, APP_VERSION
 
 api = create_app()
 SCORER_PROBE_TIMEOUT_S = 1.0
@@ -129,7 +131,12 @@ class Moderation:
 
     @api.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
     async def list_models(self) -> ModelList:
-        return ModelList(data=await self._ask_scorer("models"))
+        return ModelList(
+            data=await self._ask_scorer("models"),
+            app_version=APP_VERSION,
+            api_version=API_VERSION,
+            bento=bento_tag(),
+        )
 
     async def _ask_scorer(self, method: str, *args: Any) -> Any:
         """Call the scorer; its failures become 503/500 OpenAI errors, never a stack trace.
@@ -182,3 +189,4 @@ class Moderation:
 
 
 Moderation.add_asgi_middleware(RequestId)
+Moderation.add_asgi_middleware(ReleaseVersion)

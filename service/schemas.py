@@ -73,6 +73,11 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+    app_version: str = Field(description="Version of the service code.")
+    api_version: str = Field(description="Version of the public API (the path prefix).")
+    bento: str | None = Field(
+        description="The Bento serving (`moderation:<version>`); null when served from source."
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -1,9 +1,6 @@
-"""Fixtures for the Bento lifecycle tests: a throw-away model store and tiny local models.
-
-Every test here runs the real commands (`python -m service.store`, `python -m service.build_bento`,
-`bentoml serve`) in subprocesses whose BENTOML_HOME and HF_HOME are temporary directories, so
-nothing touches ~/bentoml or the Hugging Face cache, and HF_HUB_OFFLINE=1 proves no download.
-"""
+"""Helpers for the Bento lifecycle tests, which run the real commands (`python -m service.store`,
+`python -m service.build_bento`, `bentoml serve`) in subprocesses. `offline_env` gives one its own
+empty model store and Hugging Face cache, with the Hub offline (HF_HUB_OFFLINE=1)."""
 
 from __future__ import annotations
 
@@ -15,14 +12,7 @@ from pathlib import Path
 import pytest
 from bentoml._internal.models import ModelStore
 
-from tests.fixtures.tiny_models import build_tiny_deberta
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_deberta(tmp_path_factory.mktemp("tiny-deberta"))
 
 
 @pytest.fixture

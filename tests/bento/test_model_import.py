@@ -6,10 +6,16 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import bentoml
 import pytest
 from transformers import AutoModelForSequenceClassification
 
-from service.model_import import default_store_name, directory_digest
+from service.model_import import (
+    ModelImportError,
+    default_store_name,
+    directory_digest,
+    import_model,
+)
 from tests.bento.conftest import model_store, run_module, stored_model_tags
 from tests.fixtures.tiny_models import KOALA_LABELS
 
@@ -39,18 +45,11 @@ def test_import_from_local_directory_stores_a_loadable_model_with_its_provenance
     assert f"tag: {tag}" in result.stdout
 
 
-def test_import_records_an_explicit_revision_for_a_copied_snapshot(
-    tiny_model_dir: Path, offline_env: dict[str, str]
-) -> None:
+def test_import_records_an_explicit_revision_for_a_copied_snapshot(tiny_model_dir: Path) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
-    result = run_module(
-        "service.store", "import", "--source", str(tiny_model_dir), "--revision", commit,
-        env=offline_env,
-    )  # fmt: skip
-
-    assert result.returncode == 0, result.stderr
-    tag = result.stdout.strip().splitlines()[-1]
-    assert model_store(offline_env).get(tag).info.labels["revision"] == commit
+    stored = import_model(str(tiny_model_dir), revision=commit, name="copied-snapshot")
+    assert stored.info.labels["revision"] == commit
+    assert bentoml.models.get(stored.tag).info.labels["revision"] == commit
 
 
 def _refused_endpoint() -> str:
@@ -81,19 +80,15 @@ def test_hub_import_without_the_hub_fails_with_instructions_and_stores_nothing(
     assert stored_model_tags(offline_env) == []
 
 
-def test_import_of_a_directory_without_a_classifier_fails_clearly(
-    tmp_path: Path, offline_env: dict[str, str]
-) -> None:
+def test_import_of_a_directory_without_a_classifier_fails_clearly(tmp_path: Path) -> None:
     not_a_model = tmp_path / "notes"
     not_a_model.mkdir()
     (not_a_model / "README.md").write_text("no weights here")
+    stored_before = bentoml.models.list()
 
-    result = run_module("service.store", "import", "--source", str(not_a_model), env=offline_env)
-
-    assert result.returncode == 2
-    assert "is not a transformers sequence-classification model" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert stored_model_tags(offline_env) == []
+    with pytest.raises(ModelImportError, match="is not a transformers sequence-classification"):
+        import_model(str(not_a_model))
+    assert bentoml.models.list() == stored_before
 
 
 @pytest.mark.parametrize(

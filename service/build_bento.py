@@ -1,0 +1,144 @@
+"""Build the versioned Bento `moderation:<version>` offline: `make bento`.
+
+A new model is a new Bento version, so the build packs one model catalog (--catalog, else
+MODERATION_CATALOG, else service/catalog.yaml) as the Bento's own service/catalog.yaml: served
+with `bentoml serve moderation:<version>` or as an image, a Bento serves exactly the models it was
+built with. Those models must already be in the local model store (checked first, before BentoML
+would try its cloud). The Bento is labelled with what an operator needs to trace it: app and API
+version, git commit, catalog digest and model tags. The last line printed is the new tag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import bentoml
+from bentoml.exceptions import NotFound
+
+from service.catalog import CATALOG_ENV, Catalog, catalog_path, load_catalog
+from service.version import API_VERSION, APP_VERSION
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# What the build context needs besides service/; see bentofile.yaml.
+BUILD_FILES = ("bentofile.yaml", "requirements/service.txt")
+TAG_PREFIX = "__tag__:"  # how `bentoml build --output tag` marks the tag
+
+
+class BuildError(RuntimeError):
+    """A build that cannot succeed as asked; the message says what to do."""
+
+
+def git_commit() -> str:
+    """HEAD, with `-dirty` when what the Bento packs differs from it; `unknown` without git."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    packed = ["service", *BUILD_FILES]
+    try:
+        commit = _run(git, "rev-parse", "HEAD", cwd=REPO_ROOT).stdout.strip()
+        changes = _run(git, "status", "--porcelain", "--", *packed, cwd=REPO_ROOT).stdout
+    except subprocess.CalledProcessError:
+        return "unknown"
+    return f"{commit}-dirty" if changes.strip() else commit
+
+
+def _run(
+    *command: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run a fixed argument list (no shell, nothing from the user) and capture its output."""
+    return subprocess.run(  # noqa: S603
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=check
+    )
+
+
+def resolved_model_tags(catalog: Catalog) -> dict[str, str]:
+    """Catalog model name -> exact store tag; every model must be in the local store."""
+    tags, missing = {}, []
+    for spec in catalog.models:
+        try:
+            tags[spec.name] = str(bentoml.models.get(spec.tag).tag)
+        except NotFound:
+            missing.append(f"{spec.name} ({spec.tag})")
+    if missing:
+        raise BuildError(
+            f"not in the model store ({os.environ.get('BENTOML_HOME', '~/bentoml')}): "
+            f"{', '.join(missing)}. Store them first: `python -m service.store ensure-default` "
+            "for the offline default, `make import-model SOURCE=...` for Hugging Face models."
+        )
+    return tags
+
+
+def bento_labels(catalog_file: Path, model_tags: dict[str, str]) -> dict[str, str]:
+    return {
+        "app-version": APP_VERSION,
+        "api-version": API_VERSION,
+        "git-commit": git_commit(),
+        "catalog-sha256": hashlib.sha256(catalog_file.read_bytes()).hexdigest(),
+        "models": ",".join(f"{name}={tag}" for name, tag in model_tags.items()),
+    }
+
+
+def stage_build_context(catalog_file: Path, directory: Path) -> None:
+    """The repository's service code and build files, with `catalog_file` as the catalog."""
+    shutil.copytree(
+        REPO_ROOT / "service",
+        directory / "service",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copyfile(catalog_file, directory / "service" / "catalog.yaml")
+    for name in BUILD_FILES:
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO_ROOT / name, directory / name)
+
+
+def build(catalog_file: Path, version: str | None = None) -> str:
+    """Build the Bento and return its tag."""
+    catalog = load_catalog(catalog_file)
+    labels = bento_labels(catalog_file, resolved_model_tags(catalog))
+    with tempfile.TemporaryDirectory(prefix="moderation-bento-") as context:
+        stage_build_context(catalog_file, Path(context))
+        command = [sys.executable, "-m", "bentoml", "build", "--output", "tag"]
+        command += [f"--label={key}={value}" for key, value in labels.items()]
+        command += ["--version", version] if version else []
+        # The staged copy alone is importable, and its catalog is the default one it serves.
+        env = {**os.environ, "PYTHONPATH": context}
+        env.pop(CATALOG_ENV, None)
+        completed = _run(*command, cwd=Path(context), env=env, check=False)
+    if completed.returncode != 0:
+        raise BuildError(f"bentoml build failed:\n{completed.stderr}{completed.stdout}")
+    tag_lines = [line for line in completed.stdout.splitlines() if line.startswith(TAG_PREFIX)]
+    if not tag_lines:
+        raise BuildError(f"bentoml build printed no tag:\n{completed.stdout}")
+    return tag_lines[-1].removeprefix(TAG_PREFIX)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.build_bento", description=__doc__)
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        help=f"model catalog to pack (default: ${CATALOG_ENV}, else service/catalog.yaml)",
+    )
+    parser.add_argument("--version", help="Bento version (default: generated by BentoML)")
+    args = parser.parse_args(argv)
+    catalog_file = (args.catalog or catalog_path()).resolve()
+    try:
+        tag = build(catalog_file, args.version)
+    except (BuildError, ValueError, OSError) as error:
+        print(f"make bento failed: {error}", file=sys.stderr)
+        return 2
+    print(f"Built from catalog {catalog_file}; serve it with: bentoml serve {tag}")
+    print(tag)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Swapping models = building a new Bento version: two catalogs give two Bentos, and each one,
+served with `bentoml serve moderation:<version>`, reports its own version and serves exactly the
+models it was built with.
+
+The Bentos are built by `python -m service.build_bento` (what `make bento` runs) and served from a
+directory outside the repository with no PYTHONPATH, so only the code and catalog packed into each
+Bento can answer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+import httpx
+import pytest
+import yaml
+
+from service.model_import import import_model
+from service.store import ensure_default
+from service.version import API_VERSION, APP_VERSION
+from tests.bento.conftest import REPO_ROOT, run_module
+from tests.service.conftest import free_port, wait_until_ready
+
+pytestmark = pytest.mark.slow
+
+BENTOML_CLI = str(Path(sys.executable).parent / "bentoml")
+KOALA_CATEGORIES = {
+    "S": "sexual",
+    "H": "hate",
+    "V": "violence",
+    "HR": "harassment",
+    "SH": "self-harm",
+    "S3": "sexual/minors",
+    "H2": "hate/threatening",
+    "V2": "violence/graphic",
+    "OK": None,
+}
+
+
+@dataclass(frozen=True)
+class BuiltBento:
+    tag: str
+    catalog: Path
+    models: dict[str, str]  # catalog name -> store tag
+    default_model: str
+
+    @property
+    def version(self) -> str:
+        return self.tag.partition(":")[2]
+
+
+def is_commit_of_this_checkout(commit: str) -> bool:
+    """HEAD or one of its ancestors (HEAD may have moved on since the build)."""
+    ancestry = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=REPO_ROOT, check=False
+    )
+    return ancestry.returncode == 0
+
+
+def write_catalog(path: Path, default_model: str, models: list[dict[str, object]]) -> Path:
+    path.write_text(yaml.safe_dump({"default_model": default_model, "models": models}))
+    return path
+
+
+def build_bento(catalog: Path) -> str:
+    result = run_module("service.build_bento", "--catalog", str(catalog), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def bentos(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[BuiltBento]:
+    """`stable` serves the offline default; `next` swaps it for a (tiny) DeBERTa classifier."""
+    default_tag = str(ensure_default())
+    koala_tag = str(import_model(str(tiny_model_dir), name="swap-koala").tag)
+    shipped_default = yaml.safe_load((REPO_ROOT / "service" / "catalog.yaml").read_text())
+    profanity_entry = next(m for m in shipped_default["models"] if m["tag"] == default_tag)
+    koala_entry = {
+        "name": "koala",
+        "backend": "transformers",
+        "tag": koala_tag,
+        "labels": KOALA_CATEGORIES,
+    }
+    directory = tmp_path_factory.mktemp("catalogs")
+    stable = write_catalog(directory / "stable.yaml", profanity_entry["name"], [profanity_entry])
+    swapped = write_catalog(directory / "next.yaml", "koala", [koala_entry])
+    profanity = profanity_entry["name"]
+    return [
+        BuiltBento(build_bento(stable), stable, {profanity: default_tag}, profanity),
+        BuiltBento(build_bento(swapped), swapped, {"koala": koala_tag}, "koala"),
+    ]
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], grace_s: float = 10) -> None:
+    """SIGTERM every server's process group at once; SIGKILL what is still up after the grace."""
+    for process in processes:
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def served(
+    bentos: list[BuiltBento], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """Both Bentos served at once, each by `bentoml serve <tag>`: tag -> base URL."""
+    workdir = tmp_path_factory.mktemp("serve")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MODERATION_") and key != "PYTHONPATH"
+    }
+    env["MODERATION_AUTH_DISABLED"] = "1"
+    servers = []
+    try:
+        for bento in bentos:
+            port, log_path = free_port(), workdir / f"{bento.version}.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [BENTOML_CLI, "serve", bento.tag, "--port", str(port)],
+                    cwd=workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            servers.append((bento.tag, process, f"http://127.0.0.1:{port}", log_path))
+        for _, process, base_url, log_path in servers:
+            wait_until_ready(process, base_url, log_path)
+        yield {tag: base_url for tag, _, base_url, _ in servers}
+    finally:
+        stop_all([process for _, process, _, _ in servers])
+
+
+def test_two_catalogs_build_two_bento_versions_labelled_with_their_models(
+    bentos: list[BuiltBento],
+) -> None:
+    stable, swapped = bentos
+    assert stable.tag != swapped.tag
+    for built in bentos:
+        bento = bentoml.bentos.get(built.tag)
+        labels = bento.info.labels
+        assert labels["app-version"] == APP_VERSION
+        assert labels["api-version"] == API_VERSION
+        commit = re.fullmatch(r"([0-9a-f]{40})(-dirty)?", labels["git-commit"])
+        assert commit is not None
+        assert is_commit_of_this_checkout(commit.group(1))
+        assert labels["models"] == ",".join(f"{n}={t}" for n, t in built.models.items())
+        packed = {str(model.tag) for model in bento.info.all_models}
+        assert packed == set(built.models.values())
+        # The Bento carries the catalog it was built from, as the one it serves by default.
+        packed_catalog = Path(bento.path_of("src/service/catalog.yaml"))
+        assert packed_catalog.read_text() == built.catalog.read_text()
+
+
+def test_bento_packs_only_service_code_catalog_and_build_file(bentos: list[BuiltBento]) -> None:
+    source = Path(bentoml.bentos.get(bentos[0].tag).path_of("src"))
+    packed = {path.relative_to(source).as_posix() for path in source.rglob("*") if path.is_file()}
+    repo_modules = {f"service/{path.name}" for path in (REPO_ROOT / "service").glob("*.py")}
+    assert packed == repo_modules | {"service/catalog.yaml", "bentofile.yaml"}
+
+
+def test_each_bento_lists_its_own_models_and_versions(
+    bentos: list[BuiltBento], served: dict[str, str]
+) -> None:
+    for bento in bentos:
+        response = httpx.get(f"{served[bento.tag]}/v1/models", timeout=30)
+        assert response.status_code == 200
+        listing = response.json()
+        assert {card["id"]: card["tag"] for card in listing["data"]} == bento.models
+        assert listing["app_version"] == APP_VERSION
+        assert listing["api_version"] == API_VERSION
+        assert listing["bento"] == bento.tag
+        assert response.headers["X-Moderation-Version"] == f"{APP_VERSION}+{bento.version}"
+        spec = httpx.get(f"{served[bento.tag]}/docs.json", timeout=30).json()
+        assert spec["info"]["version"] == f"{APP_VERSION}+{bento.version}"
+        assert "/v1/moderations" in spec["paths"]
+
+
+def test_each_bento_serves_exactly_its_own_models(
+    bentos: list[BuiltBento], served: dict[str, str]
+) -> None:
+    for bento, other in zip(bentos, reversed(bentos), strict=True):
+        url = f"{served[bento.tag]}/v1/moderations"
+        default = httpx.post(url, json={"input": "hello there"}, timeout=60)
+        assert default.status_code == 200
+        assert default.json()["model"] == bento.default_model
+        assert default.headers["X-Moderation-Version"].endswith(f"+{bento.version}")
+        for own_model in bento.models:
+            assert (
+                httpx.post(url, json={"input": "hi", "model": own_model}, timeout=60).json()[
+                    "model"
+                ]
+                == own_model
+            )
+        for foreign_model in other.models:
+            refused = httpx.post(url, json={"input": "hi", "model": foreign_model}, timeout=60)
+            assert refused.status_code == 404
+            assert refused.json()["error"]["code"] == "model_not_found"
+
+
+def test_build_names_the_models_missing_from_the_store(
+    bentos: list[BuiltBento], offline_env: dict[str, str]
+) -> None:
+    result = run_module("service.build_bento", "--catalog", str(bentos[1].catalog), env=offline_env)
+    assert result.returncode == 2
+    assert f"koala ({bentos[1].models['koala']})" in result.stderr
+    assert "make import-model" in result.stderr
+    assert "Traceback" not in result.stderr
