@@ -387,6 +387,110 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Severity = Literal["CRITICAL", "WARNING"]
 
 
+# --- observability (monitoring, logging, alerting) ------------------------------------------------
+
+
+class NotificationChannelConfig(_Section):
+    """An e-mail address that receives alerts of the listed severities.
+
+    PagerDuty, Opsgenie and Slack all accept alerts by e-mail (their integration addresses), which
+    keeps tokens out of stack files; `severities: [CRITICAL]` makes a channel page-only.
+    """
+
+    name: ResourceName
+    email_address: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")]
+    severities: Annotated[tuple[Severity, ...], Field(min_length=1)] = ("CRITICAL", "WARNING")
+
+
+class LogSinksConfig(_Section):
+    """Where the service's and the load balancer's logs are kept beyond Cloud Logging's default."""
+
+    bigquery_retention_days: Annotated[int, Field(ge=1, le=3650)]
+    archive_retention_days: Annotated[int, Field(ge=1, le=3650)]
+    archive_lock_retention: bool = Field(
+        default=False,
+        description="Lock the archive bucket's retention policy. Irreversible: a locked bucket "
+        "cannot be deleted before its newest object is archiveRetentionDays old.",
+    )
+    archive_nearline_after_days: Annotated[int, Field(ge=1)] = 30
+    archive_coldline_after_days: Annotated[int, Field(ge=1)] = 90
+    pubsub_forwarder: bool = Field(
+        default=False, description="Also publish logs to Pub/Sub for an ELK or Datadog forwarder."
+    )
+
+    @model_validator(mode="after")
+    def _lifecycle_in_order(self) -> Self:
+        if not (
+            self.archive_nearline_after_days
+            < self.archive_coldline_after_days
+            < self.archive_retention_days
+        ):
+            raise ValueError(
+                "need archiveNearlineAfterDays < archiveColdlineAfterDays < archiveRetentionDays"
+            )
+        return self
+
+
+class AlertThresholds(_Section):
+    """When to page. Tuned per stack: dev tolerates more than prod."""
+
+    error_ratio: Fraction = Field(description="Share of 5xx responses over 5 minutes.")
+    p99_latency_seconds: Annotated[float, Field(gt=0)]
+    container_restarts_per_ten_minutes: Annotated[int, Field(ge=1)] = 3
+    autoscaler_at_max_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    armor_denials_per_second: Annotated[float, Field(gt=0)]
+
+
+class SloConfig(_Section):
+    """Service level objectives over a rolling window; burn-rate alerts guard the error budget."""
+
+    availability_goal: Annotated[float, Field(ge=0.9, le=0.9999)]
+    latency_goal: Annotated[float, Field(ge=0.9, le=0.9999)]
+    latency_threshold_seconds: Annotated[float, Field(gt=0)]
+    rolling_period_days: Annotated[int, Field(ge=1, le=30)] = 28
+
+
+class ObservabilityConfig(_Section):
+    """Logging sinks, alert thresholds, SLO targets and notification channels of one stack."""
+
+    notification_channels: Annotated[list[NotificationChannelConfig], Field(min_length=1)]
+    log_sinks: LogSinksConfig
+    alerts: AlertThresholds
+    slo: SloConfig
+    uptime_check_period_seconds: Literal[60, 300, 600, 900] = 60
+
+    @model_validator(mode="after")
+    def _channel_names_unique(self) -> Self:
+        names = [channel.name for channel in self.notification_channels]
+        if len(names) != len(set(names)):
+            raise ValueError(f"notificationChannels names must be unique, got {names}")
+        if not any("CRITICAL" in channel.severities for channel in self.notification_channels):
+            raise ValueError("at least one notification channel must receive CRITICAL alerts")
+        return self
+
+
+# --- budget ---------------------------------------------------------------------------------------
+
+
+class BudgetConfig(_Section):
+    """A monthly billing budget on this stack's project; notifications at each threshold."""
+
+    billing_account: Annotated[str, Field(pattern=r"^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$")]
+    monthly_amount_usd: Annotated[int, Field(ge=1)]
+    thresholds: Annotated[tuple[Annotated[float, Field(gt=0, le=2)], ...], Field(min_length=1)] = (
+        0.5,
+        0.9,
+        1.0,
+    )
+    forecast_threshold: Annotated[float, Field(gt=0, le=2)] | None = 1.0
+
+    @model_validator(mode="after")
+    def _thresholds_ascending(self) -> Self:
+        if list(self.thresholds) != sorted(set(self.thresholds)):
+            raise ValueError(f"thresholds must be ascending and distinct, got {self.thresholds}")
+        return self
+
+
 # --- the whole stack ------------------------------------------------------------------------------
 
 
@@ -402,6 +506,8 @@ class StackConfig(_Section):
     registry: RegistryConfig = RegistryConfig()
     workload: WorkloadConfig
     release: ReleaseConfig
+    observability: ObservabilityConfig
+    budget: BudgetConfig
     edge: EdgeConfig
     api_key_hashes: Secret[ApiKeyHashes] = Field(
         description="`sha256:<hex>` of each accepted API key; secret config, never plaintext "
@@ -409,8 +515,7 @@ class StackConfig(_Section):
         # sha256("example-api-key-not-for-use"): what the plan tool runs with.
         examples=[["sha256:5dfcfb67fa31b118480a0cbab87c1773cf3b64f472119b79575998f5924ea943"]],
     )
-    # Other concerns add their section here (one field, one sub-model above), e.g.
-    # observability: ObservabilityConfig.
+    # Other concerns add their section here (one field, one sub-model above).
 
     @property
     def labels(self) -> dict[str, str]:
