@@ -27,7 +27,16 @@ REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 PROTECTED_PREFIX = "/v1/"
 
-_ERROR_TYPES = {401: "invalid_request_error", 404: "invalid_request_error"}
+# What handlers may put in the request state for the log line; nothing else gets logged.
+LOGGED_FACTS = (
+    "request_id",
+    "api_key_id",
+    "model",
+    "model_tag",
+    "inputs",
+    "input_chars",
+    "flagged",
+)
 
 
 class ApiError(Exception):
@@ -53,9 +62,7 @@ def error_response(
     code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    error_type = _ERROR_TYPES.get(
-        status, "server_error" if status >= 500 else "invalid_request_error"
-    )
+    error_type = "server_error" if status >= 500 else "invalid_request_error"
     body = ErrorBody(error=ErrorDetail(message=message, type=error_type, param=param, code=code))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -106,6 +113,7 @@ def create_app() -> FastAPI:
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:
         return error_response(500, "The server had an error processing the request.")
 
+    # The last added runs first: log every answer, then check the key, then bound the body.
     app.add_middleware(BodySizeLimit)
     app.add_middleware(ApiKeyAuth)
     app.add_middleware(RequestLog)
@@ -188,18 +196,6 @@ class RequestLog:
                 response_bytes=response["bytes"],
                 facts={key: value for key, value in facts.items() if key in LOGGED_FACTS},
             )
-
-
-# What handlers may put in the request state for the log line; nothing else gets logged.
-LOGGED_FACTS = (
-    "request_id",
-    "api_key_id",
-    "model",
-    "model_tag",
-    "inputs",
-    "input_chars",
-    "flagged",
-)
 
 
 class ApiKeyAuth:
