@@ -71,8 +71,8 @@ class ApiKeys(pulumi.ComponentResource):
             secret_data=pulumi.Output.secret(args.key_hashes).apply(
                 lambda hashes: "".join(f"{line}\n" for line in hashes)
             ),
-            # A superseded version is disabled, not destroyed: revocation is immediate and the
-            # previous set stays available to re-enable.
+            # A superseded version is disabled, not destroyed: no new pod can mount a revoked set,
+            # and the previous set stays in Secret Manager to re-enable after a mistake.
             deletion_policy="DISABLE",
             opts=child,
         )
