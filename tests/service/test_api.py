@@ -197,24 +197,37 @@ def metric_samples(server: RunningServer) -> dict[str, list]:
     return samples
 
 
-def test_metrics_expose_moderation_and_bentoml_series(server: RunningServer) -> None:
-    moderate(server, {"model": "tiny-toxic", "input": ["one", "two"]})
-    samples = metric_samples(server)
-    requests = [
-        s for s in samples["moderation_requests_total"] if s.labels["model"] == "tiny-toxic"
-    ]
-    assert sum(s.value for s in requests if s.labels["status_code"] == "200") >= 1
-    latency = samples["moderation_inference_latency_seconds_count"]
-    assert any(s.labels["model"] == "tiny-toxic" and s.value >= 1 for s in latency)
-    chars = samples["moderation_input_chars_count"]
-    assert any(s.labels["model"] == "tiny-toxic" and s.value >= 2 for s in chars)
-    assert "moderation_flagged_total" in samples or "moderation_flagged" in samples
+def metric_value(samples: dict[str, list], name: str, **labels: str) -> float:
+    return sum(
+        sample.value
+        for sample in samples.get(name, [])
+        if all(sample.labels.get(key) == value for key, value in labels.items())
+    )
+
+
+def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServer) -> None:
+    texts = [f"metrics sample {index} " * (index + 1) for index in range(MAX_INPUTS)]
+    before = metric_samples(server)
+    results = moderate(server, {"model": "tiny-koala", "input": texts}).json()["results"]
+    after = metric_samples(server)
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+    model = {"model": "tiny-koala"}
+    assert delta("moderation_requests_total", status_code="200", **model) == 1
+    assert delta("moderation_input_chars_count", **model) == len(texts)
+    assert delta("moderation_input_chars_sum", **model) == sum(map(len, texts))
+    assert delta("moderation_inference_latency_seconds_count", **model) >= 1
+    for category in CATEGORIES:
+        flagged = sum(result["categories"][category] for result in results)
+        assert delta("moderation_flagged_total", category=category, **model) == flagged
     for name in (
         "bentoml_service_request_duration_seconds_count",
         "bentoml_service_request_in_progress",
         "bentoml_service_adaptive_batch_size_count",
     ):
-        assert name in samples, name
+        assert name in after, name
 
 
 def batch_histogram(server: RunningServer) -> tuple[float, float]:
