@@ -42,17 +42,22 @@ def workload_log_filter(project: str, cluster_name: str, namespace: str) -> str:
 
 
 def health_check_filters() -> dict[str, str]:
-    """Log lines that only say a probe succeeded: noise that costs ingestion and storage."""
-    paths = " OR ".join(f'"{path}"' for path in PROBE_PATHS)
+    """Log lines that only say a probe succeeded: noise that costs ingestion and storage.
+
+    The load balancer logs the uptime checks; in containers, the service's JSON request log
+    (`httpRequest`, promoted by Cloud Logging) and BentoML's access log (`path=...` text) log the
+    kubelet probes and the metrics scrapes.
+    """
+    probe_url = "|".join(path.removeprefix("/") for path in PROBE_PATHS)
     access_log = " OR ".join(f'textPayload:"path={path}"' for path in PROBE_PATHS)
     return {
         "lb-health-checks": (
             'resource.type="http_load_balancer" AND httpRequest.status<400 '
-            'AND httpRequest.requestUrl=~"/(livez|readyz|metrics)$"'
+            f'AND httpRequest.requestUrl=~"/({probe_url})$"'
         ),
         "container-probes": (
-            f'resource.type="k8s_container" AND severity<WARNING '
-            f"AND (jsonPayload.path=({paths}) OR {access_log})"
+            'resource.type="k8s_container" AND severity<WARNING '
+            f'AND (httpRequest.requestUrl=~"^/({probe_url})$" OR {access_log})'
         ),
     }
 
