@@ -15,7 +15,6 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 from fastapi import Request
 
-from service import inference
 from service.api import ApiError, RequestId, create_app, state
 from service.auth import ApiKeys, AuthConfigError
 from service.catalog import ModelSpec
@@ -74,8 +73,6 @@ class Moderation:
             None if self.settings.auth_disabled else ApiKeys(self.settings.api_key_hashes)
         )
         api.state.max_body_bytes = self.settings.max_body_bytes
-        if self.settings.max_inputs > inference.MAX_BATCH_SIZE:
-            raise ValueError(f"MODERATION_MAX_INPUTS must be <= {inference.MAX_BATCH_SIZE}")
         self._scorer_ready = False
 
     async def __is_ready__(self) -> bool:

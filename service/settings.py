@@ -16,9 +16,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    max_inputs: int = Field(
-        default=64, ge=1, le=256, description="Texts per request (the batch cap)."
-    )
+    max_inputs: int = Field(default=64, ge=1, le=1024, description="Texts per request.")
     max_input_chars: int = Field(default=20_000, ge=1, description="Characters per text.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Request body size.")
     auth_disabled: bool = Field(default=False, description="Local development only.")
