@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth import ApiKeys, bearer_token
 from service.metrics import REQUESTS
+from service.release import release_version
 from service.request_log import log_request
 from service.schemas import ErrorBody, ErrorDetail
 from service.version import APP_VERSION
@@ -194,7 +195,10 @@ class RequestLog:
                 },
                 client_ip=client[0] if client else None,
                 response_bytes=response["bytes"],
-                facts={key: value for key, value in facts.items() if key in LOGGED_FACTS},
+                facts={
+                    "version": release_version(),  # which release answered, during a canary
+                    **{key: value for key, value in facts.items() if key in LOGGED_FACTS},
+                },
             )
 
 

@@ -165,6 +165,9 @@ def test_request_id_is_echoed_or_generated_on_every_response(server: RunningServ
             assert len(response.headers["X-Request-ID"]) == 32
         first, second = (client.get("/v1/models").headers["X-Request-ID"] for _ in range(2))
         assert first != second
+        for unusable in ("x" * 129, "bad\tid"):  # too long, not printable: replaced
+            response = client.get("/livez", headers={"X-Request-ID": unusable})
+            assert len(response.headers["X-Request-ID"]) == 32
 
 
 def test_health_endpoints_answer_without_an_api_key(server: RunningServer) -> None:
@@ -432,6 +435,7 @@ def test_one_structured_log_line_per_request_in_cloud_logging_shape(server: Runn
     assert entry["model"] == "tiny-koala" and entry["model_tag"].startswith("tiny-koala:")
     assert (entry["inputs"], entry["input_chars"], entry["flagged"]) == (2, 5, flagged)
     assert entry["latency_ms"] > 0
+    assert entry["version"] == response.headers["X-Moderation-Version"]
     assert len(entry["api_key_id"]) == 12
 
 

@@ -1,4 +1,6 @@
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,17 @@ from service.settings import Settings
 
 def test_hash_is_sha256_of_the_key_with_its_scheme() -> None:
     assert hash_key("secret") == "sha256:" + hashlib.sha256(b"secret").hexdigest()
+
+
+def test_hash_command_reads_the_key_on_stdin() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "service.auth"],
+        input="my-key\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.strip() == hash_key("my-key")
 
 
 def test_every_configured_key_is_accepted_during_a_rotation() -> None:
