@@ -156,7 +156,11 @@ def build_plan(stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     # Exactly how the Pulumi CLI runs `main: infra/`: the directory's __main__.py as a script.
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM_DIR), run_name="__main__")))
     outputs = _sync_await(_resolve_outputs(root.outputs))
-    return {"project": project, "stack": stack, "resources": mocks.resources, "outputs": outputs}
+    # Registration order depends on thread timing; a sorted plan diffs cleanly between runs.
+    resources = sorted(
+        mocks.resources, key=lambda r: (r["type"], r["name"], json.dumps(r, sort_keys=True))
+    )
+    return {"project": project, "stack": stack, "resources": resources, "outputs": outputs}
 
 
 def main(argv: list[str] | None = None) -> int:

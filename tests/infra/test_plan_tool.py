@@ -34,3 +34,10 @@ def test_kubeconfig_never_reaches_the_plan_in_plaintext(plan: Plan) -> None:
 def test_numbers_from_config_arrive_as_ints(plan: Plan) -> None:
     hpa = plan.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
     assert isinstance(hpa["inputs"]["spec"]["minReplicas"], int)
+
+
+def test_the_same_config_gives_the_same_plan_byte_for_byte(plans, plan_variant) -> None:
+    """Registration order varies with thread timing; the written plan must not."""
+    again = plan_variant("dev", lambda config: None)
+    assert json.dumps(again, sort_keys=True) == json.dumps(plans["dev"], sort_keys=True)
+    assert again["resources"] == plans["dev"]["resources"]
