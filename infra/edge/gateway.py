@@ -4,8 +4,8 @@ One `gke-l7-global-external-managed` Gateway on the static IP, serving the Certi
 map. Its HTTPS listener carries the only route to the service, for the versioned API paths
 (`/v1...`) and, for the external uptime check, `GET /readyz`; anything else gets the load
 balancer's 404, so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
-answer with a redirect to HTTPS. The route splits traffic between the stable and the canary
-Service by weight.
+answer with a redirect to HTTPS, and every HTTPS answer carries HSTS. The route splits traffic
+between the stable and the canary Service by weight.
 
 Policies: `GCPGatewayPolicy` pins the SSL policy (TLS >= 1.2, MODERN ciphers);
 `GCPBackendPolicy` per Service attaches Cloud Armor, request logging, the backend timeout and
@@ -31,6 +31,7 @@ HTTPS_LISTENER = "https"
 HTTP_LISTENER = "http"
 API_PATH_PREFIX = "/v1"
 HEALTH_CHECK_PATH = "/readyz"
+HSTS = "max-age=31536000"
 LOG_SAMPLE_RATE_SCALE = 1_000_000  # GCPBackendPolicy takes the sample rate in millionths
 
 
@@ -90,12 +91,18 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
         {"name": backend.service_name, "port": backend.port, "weight": backend.weight}
         for backend in args.backends
     ]
+    # Browsers and well-behaved clients never try plain HTTP again for this domain.
+    hsts = {
+        "type": "ResponseHeaderModifier",
+        "responseHeaderModifier": {"set": [{"name": "Strict-Transport-Security", "value": HSTS}]},
+    }
     return {
         "parentRefs": [{"name": args.gateway_name, "sectionName": HTTPS_LISTENER}],
         "hostnames": list(args.hostnames),
         "rules": [
             {
                 "matches": [{"path": {"type": "PathPrefix", "value": API_PATH_PREFIX}}],
+                "filters": [hsts],
                 "backendRefs": backend_refs,
             },
             # For the external uptime check only: readiness says nothing but "ready" or not.
@@ -103,6 +110,7 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
                 "matches": [
                     {"path": {"type": "Exact", "value": HEALTH_CHECK_PATH}, "method": "GET"}
                 ],
+                "filters": [hsts],
                 "backendRefs": backend_refs,
             },
         ],

@@ -89,6 +89,13 @@ def test_plain_http_only_redirects_to_https(plan: Plan) -> None:
     backend_routes = _backend_routes(plan)
     assert backend_routes
     assert all(_listener_sections(route) == {"https"} for route in backend_routes)
+    hsts = {
+        "type": "ResponseHeaderModifier",
+        "responseHeaderModifier": {
+            "set": [{"name": "Strict-Transport-Security", "value": "max-age=31536000"}]
+        },
+    }
+    assert all(rule["filters"] == [hsts] for r in backend_routes for rule in r["spec"]["rules"])
 
 
 def test_only_the_versioned_api_and_readiness_reach_the_service(plan: Plan) -> None:
