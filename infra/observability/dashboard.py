@@ -25,19 +25,24 @@ class DashboardArgs:
     namespace: str
 
 
-def promql(query: str, legend: str = "") -> dict[str, Any]:
+def legend(label: str) -> str:
+    """A legend interpolation (`${...}`, Dashboards API `legendTemplate`) of a metric label."""
+    return "${metric.labels." + label + "}"
+
+
+def promql(query: str, legend_template: str = "") -> dict[str, Any]:
     """A chart line from a PromQL query (Managed Prometheus)."""
     data_set: dict[str, Any] = {
         "timeSeriesQuery": {"prometheusQuery": query},
         "plotType": "LINE",
         "targetAxis": "Y1",
     }
-    if legend:
-        data_set["legendTemplate"] = legend
+    if legend_template:
+        data_set["legendTemplate"] = legend_template
     return data_set
 
 
-def log_metric_rate(name: str, group_by: str, legend: str) -> dict[str, Any]:
+def log_metric_rate(name: str, group_by: str, legend_template: str) -> dict[str, Any]:
     """A chart line from a log-based metric, per second, split by one of its labels."""
     return {
         "timeSeriesQuery": {
@@ -54,7 +59,7 @@ def log_metric_rate(name: str, group_by: str, legend: str) -> dict[str, Any]:
         },
         "plotType": "LINE",
         "targetAxis": "Y1",
-        "legendTemplate": legend,
+        "legendTemplate": legend_template,
     }
 
 
@@ -81,7 +86,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         (
             "Requests per second by status code",
             "req/s",
-            [promql(rate(m.REQUESTS, "status_code"), "{{status_code}}")],
+            [promql(rate(m.REQUESTS, "status_code"), legend("status_code"))],
         ),
         (
             "Errors: 5xx share (service) and 5xx per second (load balancer)",
@@ -90,11 +95,9 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
                 promql(
                     f"{rate(m.REQUESTS, 'model', {'status_code': '~5..'})} / "
                     f"{rate(m.REQUESTS, 'model')}",
-                    "service 5xx share {{model}}",
+                    f"service 5xx share {legend('model')}",
                 ),
-                log_metric_rate(
-                    m.LB_5XX_LOG_METRIC, "status", "load balancer ${metric.label.status}"
-                ),
+                log_metric_rate(m.LB_5XX_LOG_METRIC, "status", f"load balancer {legend('status')}"),
             ],
         ),
         (
@@ -108,7 +111,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         (
             "Inference latency p99 by model",
             "s",
-            [promql(quantile(0.99, m.INFERENCE_LATENCY, "model"), "{{model}}")],
+            [promql(quantile(0.99, m.INFERENCE_LATENCY, "model"), legend("model"))],
         ),
         (
             "Adaptive batch size",
@@ -122,7 +125,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         (
             "Flagged inputs per second by category",
             "inputs/s",
-            [promql(rate(m.FLAGGED, "category"), "{{category}}")],
+            [promql(rate(m.FLAGGED, "category"), legend("category"))],
         ),
         (
             "Replicas",
@@ -130,7 +133,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             [
                 promql(
                     f"max by ({by}) ({m.promql_selector(metric.series(), scope)})",
-                    f"{word} {{{{{by}}}}}",
+                    f"{word} {legend(by)}",
                 )
                 for metric, by, word in (
                     (m.HPA_CURRENT_REPLICAS, "horizontalpodautoscaler", "current"),
@@ -153,12 +156,12 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         (
             "Cloud Armor denials per second by policy",
             "req/s",
-            [log_metric_rate(m.ARMOR_DENIALS_LOG_METRIC, "policy", "${metric.label.policy}")],
+            [log_metric_rate(m.ARMOR_DENIALS_LOG_METRIC, "policy", legend("policy"))],
         ),
         (
             "Input length p95 by model",
             "characters",
-            [promql(quantile(0.95, m.INPUT_CHARS, "model"), "{{model}}")],
+            [promql(quantile(0.95, m.INPUT_CHARS, "model"), legend("model"))],
         ),
     ]
     per_row = GRID_COLUMNS // TILE_WIDTH

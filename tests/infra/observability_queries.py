@@ -85,3 +85,20 @@ def selectors(query: str) -> list[Selector]:
 
     walk(promql_parser.parse(query), frozenset())
     return found
+
+
+def result_labels(query: str) -> set[str]:
+    """Labels every series of an aggregated PromQL result carries (its outer `by (...)`)."""
+
+    def labels(node: Any) -> set[str]:
+        if isinstance(node, promql_parser.AggregateExpr):
+            return set(node.modifier.labels) - {"le"} if node.modifier is not None else set()
+        if isinstance(node, promql_parser.BinaryExpr):
+            return labels(node.lhs) & labels(node.rhs)
+        if isinstance(node, promql_parser.ParenExpr):
+            return labels(node.expr)
+        if isinstance(node, promql_parser.Call):
+            return set().union(*(labels(argument) for argument in node.args))
+        return set()
+
+    return labels(promql_parser.parse(query))

@@ -4,11 +4,12 @@ request rate, latency percentiles, batch sizes, flagged rate per category, repli
 from __future__ import annotations
 
 import json
+import re
 
 import promql_parser
 
 from infra.observability import metrics as m
-from tests.infra.observability_queries import DASHBOARD, selectors
+from tests.infra.observability_queries import DASHBOARD, result_labels, selectors
 
 PLOT_TYPES = {"LINE", "STACKED_AREA", "STACKED_BAR", "HEATMAP"}
 
@@ -115,3 +116,21 @@ def test_dashboard_is_scoped_to_this_clusters_namespace(plan: dict) -> None:
             if query:
                 assert query.count('cluster="moderation"') == query.count("{")
                 assert query.count('namespace="moderation"') == query.count("{")
+
+
+def test_every_legend_names_a_label_its_query_keeps(plan: dict) -> None:
+    """A legend interpolating a label the query aggregated away would print the raw template."""
+    for tile in _tiles(plan):
+        for data_set in tile["widget"]["xyChart"]["dataSets"]:
+            wanted = set(
+                re.findall(r"\$\{metric\.labels\.(\w+)\}", data_set.get("legendTemplate", ""))
+            )
+            query = data_set["timeSeriesQuery"]
+            if "prometheusQuery" in query:
+                kept = result_labels(query["prometheusQuery"])
+            else:
+                kept = {
+                    field.removeprefix("metric.label.")
+                    for field in query["timeSeriesFilter"]["aggregation"]["groupByFields"]
+                }
+            assert wanted <= kept, f"{tile['widget']['title']}: legend {wanted}, query keeps {kept}"
