@@ -217,3 +217,23 @@ def test_a_page_only_channel_receives_critical_alerts_only(plan_variant) -> None
     for policy in policies.values():
         routed = "moderation-channel-oncall-id" in policy["notificationChannels"]
         assert routed is (policy["severity"] == "CRITICAL")
+
+
+def test_uptime_check_path_is_routed_over_https_by_the_gateway(plan: dict) -> None:
+    """The check must reach a pod's /readyz, not the gateway's 404 or the HTTP redirect."""
+    check = plan.one("gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig")["inputs"]
+    host = check["monitoredResource"]["labels"]["host"]
+    routed = [
+        rule
+        for route in plan.of_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")
+        if host in route["inputs"]["spec"]["hostnames"]
+        and any(p.get("sectionName") == "https" for p in route["inputs"]["spec"]["parentRefs"])
+        for rule in route["inputs"]["spec"]["rules"]
+        if rule.get("backendRefs")
+        and any(
+            match["path"]["value"] == check["httpCheck"]["path"]
+            and match.get("method", "GET") == check["httpCheck"]["requestMethod"]
+            for match in rule.get("matches", [])
+        )
+    ]
+    assert routed
