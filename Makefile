@@ -46,7 +46,7 @@ bento: venv
 import-model: venv
 	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
 
-## image-test: opt-in, not in `make test` (root, buildah, debootstrap; ~20 min): build the Bento's
+## image-test: opt-in, not in `make test` (root, buildah, debootstrap; 10-15 min): build the Bento's
 ## image with buildah from BentoML's Dockerfile and check it serves /readyz, non-root, CPU torch.
 image-test: venv
 	$(PY) -m pytest tests/bento/check_image.py -v
