@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.capacity import pods_per_node, room_on
+
 NAMESPACE = "moderation"
 """Pulumi config namespace of this project (`moderation:<key>`)."""
 
@@ -565,6 +567,39 @@ class StackConfig(_Section):
             raise ValueError("edge.armor.ipBanDurationSec must be set in prod (ban abusive IPs)")
         if self.is_prod and not self.edge.armor.adaptive_protection:
             raise ValueError("edge.armor.adaptiveProtection must be true in prod")
+        return self
+
+    @model_validator(mode="after")
+    def _model_pods_fit_their_pool(self) -> Self:
+        """A pod larger than its node, or an HPA maximum the pool cannot hold, stays Pending."""
+        pool_key = self.workload.node_pool
+        pool = self.node_pools.gpu if pool_key == "gpu" else self.node_pools.model
+        room = room_on(pool.machine_type) if pool is not None else None
+        if pool is None or room is None:
+            return self
+        requests = self.workload.resources
+        per_node = pods_per_node(room, requests.cpu_request, requests.memory_request)
+        if isinstance(pool, GpuNodePoolConfig):  # each pod takes one whole GPU
+            per_node = min(per_node, pool.accelerator_count)
+        if per_node == 0:
+            raise ValueError(
+                f"workload.resources requests (cpu {requests.cpu_request}, memory "
+                f"{requests.memory_request}) do not fit on one {pool.machine_type} node of "
+                f"nodePools.{pool_key} (room for pods: {room.cpu:.2f} CPU, "
+                f"{room.memory_gib:.1f} GiB)"
+            )
+        scaling = self.workload.autoscaling
+        # The stable track at its maximum plus one surge pod while it rolls out, and a canary at
+        # its minimum (a canary carries a small share of traffic).
+        needed = scaling.max_replicas + 1 + (scaling.min_replicas if self.release.canary else 0)
+        if per_node * pool.max_nodes < needed:
+            raise ValueError(
+                f"nodePools.{pool_key}.maxNodes {pool.max_nodes} x {per_node} pod(s) per "
+                f"{pool.machine_type} node holds {per_node * pool.max_nodes} pods, fewer than the "
+                f"{needed} that workload.autoscaling.maxReplicas {scaling.max_replicas} needs "
+                "(+1 surge pod, + minReplicas for a canary): raise maxNodes, or lower the "
+                "requests or maxReplicas"
+            )
         return self
 
 

@@ -168,7 +168,7 @@ def test_a_gpu_pool_is_added_by_config_alone(plan_variant: Any) -> None:
         config["moderation:nodePools"]["gpu"] = {
             "machineType": "g2-standard-8",
             "minNodes": 0,
-            "maxNodes": 2,
+            "maxNodes": 4,  # one L4 each: maxReplicas 3 + 1 surge pod
             "spot": True,
             "acceleratorType": "nvidia-l4",
         }
