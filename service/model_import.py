@@ -70,7 +70,8 @@ def directory_digest(directory: Path) -> str:
     for path in sorted(
         p for p in directory.rglob("*") if p.is_file() and not _is_hidden(p, directory)
     ):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        header = f"{path.relative_to(directory).as_posix()}\0{path.stat().st_size}\0"
+        digest.update(header.encode())
         with path.open("rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
