@@ -210,7 +210,13 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         VolumeArgs(name="tmp", empty_dir=EmptyDirVolumeSourceArgs(size_limit="1Gi")),
     ]
     mounts = [VolumeMountArgs(name="tmp", mount_path="/tmp")]  # noqa: S108
-    env = [EnvVarArgs(name="BENTOML_PORT", value=str(HTTP_PORT))]
+    env = [
+        EnvVarArgs(name="BENTOML_PORT", value=str(HTTP_PORT)),
+        # Caches (Hugging Face, torch) go to the writable /tmp volume, and nothing is fetched
+        # at run time: the models are in the image.
+        EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/.cache"),  # noqa: S108
+        EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+    ]
     if args.api_keys is not None:
         volumes.append(
             VolumeArgs(

@@ -32,6 +32,11 @@ def test_pods_run_non_root_read_only_without_capabilities(plan: Plan) -> None:
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
+            # Whatever must be written goes to a mounted volume, not the read-only root.
+            writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert any(env["XDG_CACHE_HOME"].startswith(f"{path}/") for path in writable)
+            assert env["HF_HUB_OFFLINE"] == "1"
             security = container["securityContext"]
             assert security["readOnlyRootFilesystem"] is True
             assert security["allowPrivilegeEscalation"] is False
