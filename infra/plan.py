@@ -110,9 +110,10 @@ class PlanMocks(pulumi.runtime.Mocks):
                 return {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        """Data-source invokes; an unknown one fails here rather than yield an empty answer."""
         if args.token == GET_PROJECT:
             return {"projectId": self.project, "number": MOCK_PROJECT_NUMBER}
-        return {}
+        raise NotImplementedError(f"the plan has no mock for invoke {args.token}: add one here")
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from infra.plan import REDACTED, normalise
+import pytest
+from pulumi.runtime import MockCallArgs
+
+from infra.plan import GET_PROJECT, REDACTED, PlanMocks, normalise
 from tests.infra.conftest import Plan
 
 
@@ -41,3 +44,11 @@ def test_the_same_config_gives_the_same_plan_byte_for_byte(plans, plan_variant) 
     again = plan_variant("dev", lambda config: None)
     assert json.dumps(again, sort_keys=True) == json.dumps(plans["dev"], sort_keys=True)
     assert again["resources"] == plans["dev"]["resources"]
+
+
+def test_an_invoke_without_a_mock_fails_instead_of_answering_nothing() -> None:
+    mocks = PlanMocks("moderation-dev")
+    project = mocks.call(MockCallArgs(GET_PROJECT, {"projectId": "moderation-dev"}, ""))
+    assert project["number"].isdigit()
+    with pytest.raises(NotImplementedError, match="gcp:compute/getZones:getZones"):
+        mocks.call(MockCallArgs("gcp:compute/getZones:getZones", {}, ""))
