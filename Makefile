@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 STACK ?= dev
 export BENTOML_HOME ?= $(HOME)/bentoml
+# BentoML would otherwise post usage statistics from build and serve: no network side effects.
+export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv serve test lint format bento import-model plan cost image-test lock clean

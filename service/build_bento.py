@@ -108,7 +108,8 @@ def build(catalog_file: Path, version: str | None = None) -> str:
         command += [f"--label={key}={value}" for key, value in labels.items()]
         command += ["--version", version] if version else []
         # The staged copy alone is importable, and its catalog is the default one it serves.
-        env = {**os.environ, "PYTHONPATH": context}
+        # BentoML would otherwise post usage statistics: the build makes no network call.
+        env = {"BENTOML_DO_NOT_TRACK": "True", **os.environ, "PYTHONPATH": context}
         env.pop(CATALOG_ENV, None)
         completed = _run(*command, cwd=Path(context), env=env, check=False)
     if completed.returncode != 0:
