@@ -174,6 +174,19 @@ def test_bento_packs_only_service_code_catalog_and_build_file(bentos: list[Built
     assert packed == repo_modules | {"service/catalog.yaml", "bentofile.yaml"}
 
 
+def test_bento_image_recipe_is_cpu_only_and_non_root(bentos: list[BuiltBento]) -> None:
+    """What `bentoml containerize` will build (checked for real by `make image-test`)."""
+    bento = bentoml.bentos.get(bentos[0].tag)
+    requirements = Path(bento.path_of("env/python/requirements.txt")).read_text().splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements
+    assert "torch==2.13.0+cpu" in requirements
+    dockerfile = Path(bento.path_of("env/docker/Dockerfile")).read_text().splitlines()
+    users = [line for line in dockerfile if line.startswith("USER ")]
+    assert users == ["USER bentoml"]
+    assert "ARG BENTO_USER_UID=1034" in dockerfile
+    assert "ARG UV_INDEX_STRATEGY=unsafe-best-match" in dockerfile
+
+
 def test_each_bento_lists_its_own_models_and_versions(
     bentos: list[BuiltBento], served: dict[str, str]
 ) -> None:
