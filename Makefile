@@ -10,7 +10,7 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv serve test lint format bento import-model plan cost image-test lock clean
+.PHONY: venv serve test lint format bento import-model plan cost image-test bench lock clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
@@ -52,6 +52,12 @@ import-model: venv
 ## image with buildah from BentoML's Dockerfile and check it serves /readyz, non-root, CPU torch.
 image-test: venv
 	$(PY) -m pytest tests/bento/check_image.py -v
+
+## bench: not in `make test` (~3 min): concurrency sweep of the kit against the seed MVP on the
+## offline default model; writes bench/results/<date>.json and .md (bench/run.py).
+bench: venv
+	$(PY) -m service.store ensure-default
+	$(PY) -m bench.run
 
 ## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json.
 plan: venv

@@ -45,6 +45,7 @@ class Machine(BaseModel):
     platform: str
     python: str
     bentoml: str
+    # Other work on the machine competes with the servers and the load generator: recorded.
     load_average_at_start: tuple[float, float, float]
 
 
@@ -64,6 +65,7 @@ class BenchReport(BaseModel):
     model: str
     duration_per_level_s: float
     max_requests_per_level: int
+    load_average_at_end: tuple[float, float, float]
     kit: list[LevelResult]
     mvp: list[LevelResult]
     ratios: list[Ratio]
@@ -244,11 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         mvp = bench_mvp(args.model, levels, args.duration, args.max_requests, Path(work))
     report = BenchReport(
         date=started.isoformat(timespec="seconds"),
-        command="python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=" ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)]),
         machine=facts,
         model=args.model or "catalog default",
         duration_per_level_s=args.duration,
         max_requests_per_level=args.max_requests,
+        load_average_at_end=os.getloadavg(),
         kit=kit,
         mvp=mvp,
         ratios=ratios(kit, mvp),
@@ -259,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(report)
     stem.with_suffix(".md").write_text(
         f"Measured {report.date} on {facts.cpu_count} CPUs ({facts.cpu_model}), "
-        f"load average at start {facts.load_average_at_start[0]:.1f}; model: {report.model}; "
+        f"1-min load average {facts.load_average_at_start[0]:.1f} at start, "
+        f"{report.load_average_at_end[0]:.1f} at end; model: {report.model}; "
         f"{args.duration:g} s per level.\n\n{table}"
     )
     print(table)
