@@ -10,9 +10,10 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -200,6 +201,17 @@ class RequestLog:
                     **{key: value for key, value in facts.items() if key in LOGGED_FACTS},
                 },
             )
+
+
+# Declares the bearer scheme in the OpenAPI document (as a route dependency); ApiKeyAuth below
+# enforces it, before the body is read and on every /v1 path, known or not.
+BEARER_AUTH = Security(
+    HTTPBearer(
+        auto_error=False,
+        scheme_name="bearerAuth",
+        description="An API key: `Authorization: Bearer <key>`.",
+    )
+)
 
 
 class ApiKeyAuth:

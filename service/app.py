@@ -15,7 +15,7 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 from fastapi import Request
 
-from service.api import ApiError, RequestId, create_app, state
+from service.api import BEARER_AUTH, ApiError, RequestId, create_app, state
 from service.auth import ApiKeys, AuthConfigError
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
@@ -28,14 +28,19 @@ from service.schemas import (
     ModerationRequest,
     ModerationResponse,
     ModerationResult,
+    moderation_request_schema,
 )
 from service.settings import Settings
 from service.version import API_VERSION, APP_VERSION
 
 api = create_app()
+SETTINGS = Settings.from_env()
 SCORER_PROBE_TIMEOUT_S = 1.0
 
-_ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 405, 413, 503)}
+
+def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses: each status answers with the OpenAI error body."""
+    return {status: {"model": ErrorBody} for status in statuses}
 
 
 def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult:
@@ -63,7 +68,7 @@ class Moderation:
     scorer = bentoml.depends(Scorer)
 
     def __init__(self) -> None:
-        self.settings = Settings.from_env()
+        self.settings = SETTINGS
         if not self.settings.auth_disabled and not self.settings.api_key_hashes:
             raise AuthConfigError(
                 "no API keys configured: set MODERATION_API_KEY_HASHES or MODERATION_API_KEY_"
@@ -92,12 +97,20 @@ class Moderation:
     @api.post(
         "/v1/moderations",
         response_model=ModerationResponse,
-        responses=_ERRORS,
+        responses=_error_responses(400, 401, 404, 413, 500, 503),
+        dependencies=[BEARER_AUTH],
         summary="Classify text(s) for harmful content (OpenAI Moderation API shape).",
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": ModerationRequest.model_json_schema()}},
+                "content": {
+                    "application/json": {
+                        "schema": moderation_request_schema(
+                            max_inputs=SETTINGS.max_inputs,
+                            max_input_chars=SETTINGS.max_input_chars,
+                        )
+                    }
+                },
             }
         },
     )
@@ -126,7 +139,13 @@ class Moderation:
         facts["flagged"] = sum(result.flagged for result in results)
         return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=spec.name, results=results)
 
-    @api.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
+    @api.get(
+        "/v1/models",
+        response_model=ModelList,
+        responses=_error_responses(401, 413, 500, 503),
+        dependencies=[BEARER_AUTH],
+        summary="Loaded models.",
+    )
     async def list_models(self) -> ModelList:
         return ModelList(
             data=await self._ask_scorer("models"),

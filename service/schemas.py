@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -38,6 +38,21 @@ class ModerationRequest(BaseModel):
     @property
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else self.input
+
+
+def moderation_request_schema(*, max_inputs: int, max_input_chars: int) -> dict[str, Any]:
+    """The request's JSON schema with the server's configured limits, for the OpenAPI document.
+
+    The handler checks the limits itself (each with its own error code), so they are documented
+    here rather than enforced by the model.
+    """
+    schema = ModerationRequest.model_json_schema()
+    text = {"type": "string", "maxLength": max_input_chars}
+    schema["properties"]["input"]["anyOf"] = [
+        text,
+        {"type": "array", "items": text, "minItems": 1, "maxItems": max_inputs},
+    ]
+    return schema
 
 
 class ModerationResult(BaseModel):

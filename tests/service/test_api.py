@@ -186,8 +186,23 @@ def test_openapi_document_describes_the_api(server: RunningServer) -> None:
     operation = paths["/v1/moderations"]["post"]
     request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert request_schema["required"] == ["input"]
-    assert {"200", "400", "401", "404", "413"} <= set(operation["responses"])
+    one_text, texts = request_schema["properties"]["input"]["anyOf"]
+    assert one_text["maxLength"] == texts["items"]["maxLength"] == MAX_CHARS  # this server's
+    assert (texts["minItems"], texts["maxItems"]) == (1, MAX_INPUTS)
+    assert set(operation["responses"]) == {"200", "400", "401", "404", "413", "500", "503"}
     assert "ModerationResponse" in spec["components"]["schemas"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: `Authorization: Bearer <key>`.",
+    }
+    for path, method in (("/v1/moderations", "post"), ("/v1/models", "get")):
+        responses = paths[path][method]["responses"]
+        assert paths[path][method]["security"] == [{"bearerAuth": []}]
+        for status in set(responses) - {"200"}:
+            error_schema = responses[status]["content"]["application/json"]["schema"]
+            assert error_schema == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "security" not in paths["/readyz"]["get"]
 
 
 def metric_samples(server: RunningServer) -> dict[str, list]:
