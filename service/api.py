@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import ValidationError
+from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth import ApiKeys, bearer_token
@@ -115,11 +117,40 @@ def create_app() -> FastAPI:
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:
         return error_response(500, "The server had an error processing the request.")
 
+    app.router.routes.append(UnknownApiPath(app.router.routes))
     # The last added runs first: log every answer, then check the key, then bound the body.
     app.add_middleware(BodySizeLimit)
     app.add_middleware(ApiKeyAuth)
     app.add_middleware(RequestLog)
     return app
+
+
+class UnknownApiPath(BaseRoute):
+    """Every /v1/ path that no other route knows: 404 with the OpenAI error body.
+
+    BentoML hands a request to the mounted app only when one of the app's routes matches it, so
+    without this route an unknown /v1 path would get BentoML's plain-text 404. A known path with
+    another method still matches its own route partially, and gets the 405.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes  # the app's live route list, so that routes added later count
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # BentoML mounts the app at "/", so the scope's path is the request path.
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
+            return Match.NONE, {}
+        known = any(
+            route.matches(scope)[0] is not Match.NONE for route in self.routes if route is not self
+        )
+        return (Match.NONE if known else Match.FULL), {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The message OpenAI's API gives for an unknown path.
+        raise ApiError(404, f"Invalid URL ({scope['method']} {scope['path']})")
 
 
 def state(scope: Scope) -> dict[str, Any]:

@@ -353,6 +353,28 @@ def test_wrong_method_gets_405(server: RunningServer, method: str, path: str) ->
         assert_openai_error(client.request(method, path), 405)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/nope"),
+        ("POST", "/v1/moderations/extra"),
+        ("DELETE", "/v1/"),
+        ("GET", "/v1/x/y"),
+    ],
+)
+def test_unknown_api_path_gets_404(server: RunningServer, method: str, path: str) -> None:
+    with server.client() as client:
+        error = assert_openai_error(client.request(method, path), 404)
+    assert error["message"] == f"Invalid URL ({method} {path})"
+    with server.client(api_key=None) as client:  # which paths exist is not told without a key
+        assert_openai_error(client.request(method, path), 401)
+
+
+def test_openai_client_raises_not_found_for_an_unknown_api_path(server: RunningServer) -> None:
+    with pytest.raises(openai.NotFoundError, match="Invalid URL"):
+        openai_client(server).embeddings.create(model="profanity-check", input="x")
+
+
 def test_curl_style_form_content_type_is_read_as_json(server: RunningServer) -> None:
     # `curl -d '{...}'` sends application/x-www-form-urlencoded; the OpenAI API accepts it.
     with server.client() as client:
