@@ -1,4 +1,8 @@
-"""Artifact Registry repository holding the Bento images that the cluster runs (by digest)."""
+"""Artifact Registry repository holding the Bento images that the cluster runs (by digest).
+
+Every image pushed is scanned for known vulnerabilities (Artifact Analysis, Container Scanning API),
+and rescanned as new advisories appear while the image is in use.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import pulumi_gcp as gcp
 from infra.config import RegistryConfig
 
 SECONDS_PER_DAY = 86400
+# Artifact Analysis scans pushed images only where this API is on; the repository then inherits it.
+CONTAINER_SCANNING_API = "containerscanning.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,15 @@ class Registry(pulumi.ComponentResource):
         config = args.config
         # Known before the repository exists: image references and admission policy use it.
         self.url = f"{args.region}-docker.pkg.dev/{args.project}/{config.repository_id}"
+        # Declared so that it stays on (README lists it among the APIs to enable before the first
+        # push), and left on when the stack is destroyed: other repositories may rely on it.
+        gcp.projects.Service(
+            f"{name}-container-scanning",
+            project=args.project,
+            service=CONTAINER_SCANNING_API,
+            disable_on_destroy=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.repository = gcp.artifactregistry.Repository(
             name,
             repository_id=config.repository_id,
@@ -41,6 +56,9 @@ class Registry(pulumi.ComponentResource):
             description="Bento images of the moderation service",
             docker_config=gcp.artifactregistry.RepositoryDockerConfigArgs(
                 immutable_tags=config.immutable_tags
+            ),
+            vulnerability_scanning_config=gcp.artifactregistry.RepositoryVulnerabilityScanningConfigArgs(
+                enablement_config="INHERITED"
             ),
             cleanup_policy_dry_run=False,
             cleanup_policies=[
