@@ -23,8 +23,9 @@ def api_schema(server: RunningServer) -> schemathesis.BaseSchema:
             "checks": {
                 # Valid requests: answered, or a model name that is not loaded (404), or a body
                 # over the byte limit (413: JSON escapes make a body that maxLength and maxItems
-                # allow larger than any fixed limit).
-                "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "413"]}
+                # allow larger than any fixed limit). Invalid ones: 400, or 413 when also too big.
+                "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "413"]},
+                "negative_data_rejection": {"expected-statuses": ["400", "413"]},
             },
         }
     )
