@@ -16,7 +16,7 @@ from bentoml.exceptions import BentoMLException
 from fastapi import Request
 
 from service.api import BEARER_AUTH, ApiError, RequestId, create_app, state
-from service.auth import ApiKeys, AuthConfigError
+from service.auth import configured_api_keys
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
 from service.inference import CATALOG, ScoreItem, Scorer
@@ -67,15 +67,19 @@ def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult
 class Moderation:
     scorer = bentoml.depends(Scorer)
 
+    @bentoml.on_deployment
+    def refuse_to_serve_without_keys() -> None:
+        """Fail `bentoml serve` before any worker starts, with one line and exit status 1.
+
+        BentoML runs deployment hooks once, in the serving process; a worker that failed in
+        `__init__` instead would be respawned for ever (outside a container).
+        """
+        configured_api_keys(auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes)
+
     def __init__(self) -> None:
         self.settings = SETTINGS
-        if not self.settings.auth_disabled and not self.settings.api_key_hashes:
-            raise AuthConfigError(
-                "no API keys configured: set MODERATION_API_KEY_HASHES or MODERATION_API_KEY_"
-                "HASHES_FILE, or MODERATION_AUTH_DISABLED=1 for local development"
-            )
-        api.state.api_keys = (
-            None if self.settings.auth_disabled else ApiKeys(self.settings.api_key_hashes)
+        api.state.api_keys = configured_api_keys(
+            auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes
         )
         api.state.max_body_bytes = self.settings.max_body_bytes
         self._scorer_ready = False

@@ -10,11 +10,16 @@ import hashlib
 import hmac
 import sys
 
+from bentoml.exceptions import BentoMLConfigException
+
 HASH_SCHEME = "sha256:"
 
 
-class AuthConfigError(RuntimeError):
-    """The server must not start: keys are missing or malformed."""
+class AuthConfigError(BentoMLConfigException):
+    """The server must not start: keys are missing or malformed.
+
+    A BentoML exception, so that `bentoml serve` reports it as a one-line error and exits 1.
+    """
 
 
 def hash_key(key: str) -> str:
@@ -50,6 +55,19 @@ class ApiKeys:
             if hmac.compare_digest(presented, digest):
                 matched = digest
         return None if matched is None else matched.hex()[:12]
+
+
+def configured_api_keys(*, auth_disabled: bool, hashes: tuple[str, ...]) -> ApiKeys | None:
+    """The keys to accept, or None when auth is explicitly disabled; never an open server by
+    accident."""
+    if auth_disabled:
+        return None
+    if not hashes:
+        raise AuthConfigError(
+            "no API keys configured: set MODERATION_API_KEY_HASHES or "
+            "MODERATION_API_KEY_HASHES_FILE, or MODERATION_AUTH_DISABLED=1 for local development"
+        )
+    return ApiKeys(hashes)
 
 
 def bearer_token(authorization: str | None) -> str | None:

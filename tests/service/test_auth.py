@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.auth import ApiKeys, AuthConfigError, bearer_token, hash_key
+from service.auth import ApiKeys, AuthConfigError, bearer_token, configured_api_keys, hash_key
 from service.settings import Settings
 
 
@@ -80,3 +80,10 @@ def test_auth_is_disabled_only_by_the_explicit_flag() -> None:
 def test_invalid_limits_name_the_setting() -> None:
     with pytest.raises(ValidationError, match="max_inputs"):
         Settings.from_env({"MODERATION_MAX_INPUTS": "0"})
+
+
+def test_no_keys_is_an_error_unless_auth_is_explicitly_disabled() -> None:
+    assert configured_api_keys(auth_disabled=True, hashes=()) is None
+    assert len(configured_api_keys(auth_disabled=False, hashes=(hash_key("k"),)) or ()) == 1
+    with pytest.raises(AuthConfigError, match="no API keys configured"):
+        configured_api_keys(auth_disabled=False, hashes=())

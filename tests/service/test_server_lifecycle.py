@@ -21,17 +21,29 @@ from tests.service.conftest import (
 pytestmark = pytest.mark.slow
 
 
-def test_server_without_api_keys_refuses_to_start(catalog_file: Path, tmp_path: Path) -> None:
-    # BENTOML_CONTAINERIZED is set in Bento images; there a failed worker is not respawned.
-    env = server_env(catalog_file, BENTOML_CONTAINERIZED="true")
+@pytest.mark.parametrize(
+    ("key_settings", "message"),
+    [
+        ({}, "no API keys configured: set MODERATION_API_KEY_HASHES"),
+        ({"BENTOML_CONTAINERIZED": "true"}, "no API keys configured"),  # as in a Bento image
+        ({"MODERATION_API_KEY_HASHES": "plaintext-key"}, "API key hash #1 is not"),
+    ],
+    ids=["no-keys", "no-keys-in-container", "malformed-hash"],
+)
+def test_server_without_usable_api_keys_refuses_to_start(
+    catalog_file: Path, tmp_path: Path, key_settings: dict[str, str], message: str
+) -> None:
     log_path = tmp_path / "server.log"
-    process, port = start_server(env, log_path)
+    process, port = start_server(server_env(catalog_file, **key_settings), log_path)
     try:
-        exit_code = process.wait(timeout=120)
+        exit_code = process.wait(timeout=60)  # before any worker: no model is loaded
     finally:
         stop_server(process)
+    output = log_path.read_text()
     assert exit_code != 0
-    assert "no API keys configured" in log_path.read_text()
+    (error_line,) = [line for line in output.splitlines() if message in line]  # said once
+    assert error_line.startswith("Error: ")
+    assert "Traceback" not in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2)
 
