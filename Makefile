@@ -10,7 +10,7 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv serve test lint format bento import-model plan cost image-test bench lock clean
+.PHONY: venv serve test lint format bento import-model plan cost image-test bench audit lock clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
@@ -66,6 +66,21 @@ plan: venv
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan
 	$(PY) -m infra.cost --stack $(STACK)
+
+## audit: needs the internet, not in `make test`: pip-audit looks up every pin of
+## requirements/constraints.txt in PyPI's vulnerability data; fails on any known vulnerability
+## and on any pin it cannot look up. Local builds (torch 2.13.0+cpu) are audited as their release.
+AUDIT_PROBE_URL ?= https://pypi.org/pypi/pip-audit/2.10.1/json
+audit: venv
+	@if ! error=$$($(PY) -c 'import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=15)' \
+	    "$(AUDIT_PROBE_URL)" 2>&1); then \
+	  echo "make audit needs the internet: PyPI's vulnerability data ($(AUDIT_PROBE_URL)) did not answer: $${error##*$$'\n'}" >&2; \
+	  exit 2; \
+	fi
+	mkdir -p build
+	sed -E 's/\+[[:alnum:].]+$$//' requirements/constraints.txt > build/audit-requirements.txt
+	$(VENV)/bin/pip-audit --requirement build/audit-requirements.txt --no-deps --disable-pip \
+	  --strict --progress-spinner off
 
 ## lock: refresh requirements/constraints.txt from the current virtualenv.
 lock: venv

@@ -1,0 +1,27 @@
+"""Vulnerability scanning in the cloud, for each stack: every image pushed to the registry is
+scanned (Artifact Analysis), and GKE's security posture scans the workloads that run."""
+
+from __future__ import annotations
+
+from infra.registry import CONTAINER_SCANNING_API
+from tests.infra.conftest import Plan, stack_config
+
+
+def test_registry_scans_every_pushed_image(plan: Plan) -> None:
+    repository = plan.one("gcp:artifactregistry/repository:Repository")["inputs"]
+    assert repository["format"] == "DOCKER"
+    # INHERITED: the repository scans when the project's Container Scanning API is on.
+    assert repository["vulnerabilityScanningConfig"] == {"enablementConfig": "INHERITED"}
+    [api] = [
+        service["inputs"]
+        for service in plan.of_type("gcp:projects/service:Service")
+        if service["inputs"]["service"] == CONTAINER_SCANNING_API
+    ]
+    assert api["project"] == stack_config(plan.stack)["gcp:project"]
+    # Destroying the stack must not switch scanning off for the rest of the project.
+    assert api["disableOnDestroy"] is False
+
+
+def test_cluster_scans_running_workloads(plan: Plan) -> None:
+    posture = plan.one("gcp:container/cluster:Cluster")["inputs"]["securityPostureConfig"]
+    assert posture == {"mode": "BASIC", "vulnerabilityMode": "VULNERABILITY_BASIC"}
