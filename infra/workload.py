@@ -67,6 +67,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra.config import APP, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
+from infra.observability.metrics import REQUESTS_IN_FLIGHT
 
 HTTP_PORT = 3000
 SERVICE_PORT = 80
@@ -82,8 +83,8 @@ GOOGLE_LB_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 LINK_LOCAL_DNS = ("169.254.20.10/32", "169.254.169.254/32")
 # Pods reach the GKE metadata server (Workload Identity tokens) at these addresses.
 METADATA_SERVER = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
-# In-flight requests per pod, as the Managed Prometheus custom-metrics adapter names it.
-IN_FLIGHT_METRIC = "prometheus.googleapis.com|bentoml_service_request_in_progress|gauge"
+# In-flight moderation requests per pod, as the Managed Prometheus custom-metrics adapter names it.
+IN_FLIGHT_METRIC = f"prometheus.googleapis.com|{REQUESTS_IN_FLIGHT.name}|{REQUESTS_IN_FLIGHT.kind}"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from service.auth import configured_api_keys
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
 from service.inference import CATALOG, ScoreItem, Scorer
-from service.metrics import FLAGGED, INPUT_CHARS
+from service.metrics import FLAGGED, INPUT_CHARS, REQUESTS_IN_FLIGHT
 from service.release import ReleaseVersion, bento_tag
 from service.schemas import (
     ErrorBody,
@@ -119,6 +119,10 @@ class Moderation:
         },
     )
     async def create_moderation(self, request: Request) -> ModerationResponse:
+        with REQUESTS_IN_FLIGHT.track_inprogress():
+            return await self._moderate(request)
+
+    async def _moderate(self, request: Request) -> ModerationResponse:
         # Parsed by hand so that `curl -d` (form content type) works like the OpenAI API.
         body = ModerationRequest.model_validate_json(await request.body())
         texts = body.texts

@@ -1,5 +1,10 @@
 """Prometheus metrics beyond BentoML's own; names are a contract with dashboards and alerts.
 
+`moderation_requests_in_flight` (gauge, no labels) is the autoscaling signal: POST /v1/moderations
+requests being answered by this pod now, summed over its worker processes. Unlike BentoML's
+`bentoml_service_request_in_progress`, it leaves out probes, scrapes, /v1/models and the
+front's internal calls to the scorer.
+
 `bentoml.metrics` is prometheus_client, created lazily so that BentoML's multiprocess collector
 sees every worker's samples on /metrics.
 """
@@ -27,4 +32,9 @@ INPUT_CHARS = bentoml.metrics.Histogram(
     documentation="Length of each input text in characters, by model.",
     labelnames=["model"],
     buckets=(16, 64, 256, 1024, 4096, 16384, 65536),
+)
+REQUESTS_IN_FLIGHT = bentoml.metrics.Gauge(
+    name="moderation_requests_in_flight",
+    documentation="POST /v1/moderations requests being answered now (the autoscaling signal).",
+    multiprocess_mode="livesum",
 )

@@ -54,6 +54,8 @@ INFERENCE_LATENCY = PromMetric(
 )
 FLAGGED = PromMetric("moderation_flagged_total", "counter", _labels("model", "category"), "service")
 INPUT_CHARS = PromMetric("moderation_input_chars", "histogram", _labels("model"), "service")
+REQUESTS_IN_FLIGHT = PromMetric("moderation_requests_in_flight", "gauge", _labels(), "service")
+"""POST /v1/moderations requests being answered per pod: the HPA's serving signal."""
 
 # --- exported by BentoML 1.4 itself (bentoml/_internal/server/http/instruments.py) -------------
 HTTP_DURATION = PromMetric(
@@ -103,6 +105,7 @@ PROM_METRICS: tuple[PromMetric, ...] = (
     INFERENCE_LATENCY,
     FLAGGED,
     INPUT_CHARS,
+    REQUESTS_IN_FLIGHT,
     HTTP_DURATION,
     IN_PROGRESS,
     BATCH_SIZE,

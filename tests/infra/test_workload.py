@@ -114,6 +114,21 @@ def test_autoscaler_bounds_come_from_the_stack(plan: Plan) -> None:
         assert ("Pods" in metric_types) == ("targetInFlightRequests" in scaling)
 
 
+def test_autoscaler_serving_signal_is_the_moderation_in_flight_gauge(plan: Plan) -> None:
+    """Not BentoML's request_in_progress, which also counts probes and the scorer's calls."""
+    pods_metrics = [
+        metric["pods"]
+        for hpa in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+        for metric in hpa["inputs"]["spec"]["metrics"]
+        if metric["type"] == "Pods"
+    ]
+    for pods in pods_metrics:
+        assert pods["metric"]["name"] == (
+            "prometheus.googleapis.com|moderation_requests_in_flight|gauge"
+        )
+        assert pods["target"]["type"] == "AverageValue"
+
+
 def test_every_deployment_has_a_service_hpa_and_pdb(plan: Plan) -> None:
     for deployment in _model_deployments(plan):
         name, selector = (

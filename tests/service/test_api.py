@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -246,6 +248,39 @@ def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServe
         "bentoml_service_adaptive_batch_size_count",
     ):
         assert name in after, name
+
+
+def test_in_flight_gauge_counts_only_moderation_requests_being_answered(
+    server: RunningServer,
+) -> None:
+    """A request whose body is still arriving is in flight (the handler is reading it); other
+    endpoints, answered meanwhile, are not counted."""
+    in_flight = "moderation_requests_in_flight"
+    body_sent, release = threading.Event(), threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield b'{"model": "tiny-koala", '
+        body_sent.set()
+        release.wait(timeout=30)
+        yield b'"input": "held back"}'
+
+    with server.client() as client, ThreadPoolExecutor(max_workers=1) as pool:
+        assert metric_value(metric_samples(server), in_flight) == 0
+        held = pool.submit(client.post, "/v1/moderations", content=slow_body())
+        try:
+            assert body_sent.wait(timeout=30)
+            deadline = time.monotonic() + 10
+            while metric_value(metric_samples(server), in_flight) != 1:
+                assert time.monotonic() < deadline, "the held request was never counted"
+                time.sleep(0.05)
+            assert client.get("/v1/models").status_code == 200
+            assert client.post("/v1/moderations", json={"input": []}).status_code == 400
+            assert client.get("/readyz").status_code == 200
+            assert metric_value(metric_samples(server), in_flight) == 1
+        finally:
+            release.set()
+        assert held.result(timeout=60).status_code == 200
+    assert metric_value(metric_samples(server), in_flight) == 0
 
 
 def batch_histogram(server: RunningServer) -> tuple[float, float]:
