@@ -6,9 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from bentoml.exceptions import BentoMLConfigException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 ENV_PREFIX = "MODERATION_"
+
+
+class SettingsError(BentoMLConfigException):
+    """A MODERATION_* variable is unusable: `bentoml serve` says which in one line and exits 1."""
 
 
 class Settings(BaseModel):
@@ -35,7 +40,19 @@ class Settings(BaseModel):
             item.strip() for item in environ.get(ENV_PREFIX + "API_KEY_HASHES", "").split(",")
         ]
         if hashes_file := environ.get(ENV_PREFIX + "API_KEY_HASHES_FILE"):
-            lines = Path(hashes_file).read_text(encoding="utf-8").splitlines()
+            try:
+                lines = Path(hashes_file).read_text(encoding="utf-8").splitlines()
+            except OSError as error:
+                raise SettingsError(
+                    f"{ENV_PREFIX}API_KEY_HASHES_FILE: cannot read {hashes_file}: {error.strerror}"
+                ) from error
             hashes += [line.strip() for line in lines if not line.strip().startswith("#")]
         values["api_key_hashes"] = tuple(item for item in hashes if item)
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}"
+                for problem in error.errors()
+            )
+            raise SettingsError(problems) from error

@@ -4,10 +4,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from service.auth import ApiKeys, AuthConfigError, bearer_token, configured_api_keys, hash_key
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 
 
 def test_hash_is_sha256_of_the_key_with_its_scheme() -> None:
@@ -77,9 +76,13 @@ def test_auth_is_disabled_only_by_the_explicit_flag() -> None:
     assert not Settings.from_env({"MODERATION_AUTH_DISABLED": "true"}).auth_disabled
 
 
-def test_invalid_limits_name_the_setting() -> None:
-    with pytest.raises(ValidationError, match="max_inputs"):
+def test_invalid_settings_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^MODERATION_MAX_INPUTS: Input should be greater"):
         Settings.from_env({"MODERATION_MAX_INPUTS": "0"})
+    with pytest.raises(SettingsError, match="MODERATION_MAX_BODY_BYTES: Input should be a valid"):
+        Settings.from_env({"MODERATION_MAX_BODY_BYTES": "2MB"})
+    with pytest.raises(SettingsError, match="MODERATION_API_KEY_HASHES_FILE: cannot read"):
+        Settings.from_env({"MODERATION_API_KEY_HASHES_FILE": str(tmp_path / "absent")})
 
 
 def test_no_keys_is_an_error_unless_auth_is_explicitly_disabled() -> None:

@@ -27,10 +27,11 @@ pytestmark = pytest.mark.slow
         ({}, "no API keys configured: set MODERATION_API_KEY_HASHES"),
         ({"BENTOML_CONTAINERIZED": "true"}, "no API keys configured"),  # as in a Bento image
         ({"MODERATION_API_KEY_HASHES": "plaintext-key"}, "API key hash #1 is not"),
+        ({"MODERATION_AUTH_DISABLED": "1", "MODERATION_MAX_INPUTS": "0"}, "MODERATION_MAX_INPUTS"),
     ],
-    ids=["no-keys", "no-keys-in-container", "malformed-hash"],
+    ids=["no-keys", "no-keys-in-container", "malformed-hash", "invalid-limit"],
 )
-def test_server_without_usable_api_keys_refuses_to_start(
+def test_server_with_unusable_settings_refuses_to_start(
     catalog_file: Path, tmp_path: Path, key_settings: dict[str, str], message: str
 ) -> None:
     log_path = tmp_path / "server.log"
