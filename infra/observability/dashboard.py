@@ -144,12 +144,11 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             ],
         ),
         (
-            "Requests in flight",
+            "Requests in flight (the autoscaler's signal)",
             "requests",
             [
                 promql(
-                    f"sum({m.promql_selector(m.IN_PROGRESS.series(), {**scope, **endpoint})})",
-                    "in flight",
+                    f"sum({m.promql_selector(m.REQUESTS_IN_FLIGHT.series(), scope)})", "in flight"
                 )
             ],
         ),

@@ -64,12 +64,6 @@ HTTP_DURATION = PromMetric(
     _labels("endpoint", "http_response_code", "service_name", "service_version", "runner_name"),
     "service",
 )
-IN_PROGRESS = PromMetric(
-    "bentoml_service_request_in_progress",
-    "gauge",
-    _labels("endpoint", "service_name", "service_version", "runner_name"),
-    "service",
-)
 BATCH_SIZE = PromMetric(
     "bentoml_service_adaptive_batch_size",
     "histogram",
@@ -107,7 +101,6 @@ PROM_METRICS: tuple[PromMetric, ...] = (
     INPUT_CHARS,
     REQUESTS_IN_FLIGHT,
     HTTP_DURATION,
-    IN_PROGRESS,
     BATCH_SIZE,
     HPA_CURRENT_REPLICAS,
     HPA_MAX_REPLICAS,
