@@ -1,6 +1,8 @@
-"""Session-wide test settings: a throw-away BentoML home, the Hub offline, shared tiny models.
+"""Session-wide test settings and the fixtures several directories share: a throw-away BentoML
+home, the Hub offline, no usage statistics, the tiny models, the test catalog and ONE real
+`bentoml serve` for the whole session (tests/service, tests/perf, tests/infra's metric names).
 
-BENTOML_HOME is set before anything imports bentoml, so no test can write to ~/bentoml.
+The environment is set before anything imports bentoml or huggingface_hub: both read it at import.
 """
 
 from __future__ import annotations
@@ -10,15 +12,31 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
-
-from tests.fixtures.tiny_models import build_tiny_deberta
-
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="moderation-tests-"))
 os.environ["BENTOML_HOME"] = str(_SESSION_DIR / "bentoml")
+os.environ["BENTOML_DO_NOT_TRACK"] = "True"  # BentoML would otherwise post usage statistics
 os.environ["HF_HOME"] = str(_SESSION_DIR / "hf")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("MODERATION_CATALOG", None)
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from service.auth import hash_key  # noqa: E402
+from service.model_import import import_model  # noqa: E402
+from service.store import ensure_default  # noqa: E402
+from tests.fixtures.catalog import StoredModels, catalog_document  # noqa: E402
+from tests.fixtures.servers import (  # noqa: E402
+    API_KEYS,
+    RunningServer,
+    server_env,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
+from tests.fixtures.tiny_models import build_tiny_deberta  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -29,3 +47,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight DeBERTa-v2 with KoalaAI/Text-Moderation's labels."""
     return build_tiny_deberta(tmp_path_factory.mktemp("tiny-deberta"))
+
+
+@pytest.fixture(scope="session")
+def stored_models(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> StoredModels:
+    """The offline default and two tiny DeBERTa models in the session's model store."""
+    toxic_dir = build_tiny_deberta(
+        tmp_path_factory.mktemp("tiny-toxic"), labels=("neutral", "toxic"), seed=1
+    )
+    return StoredModels(
+        default=str(ensure_default()),
+        koala=str(import_model(str(tiny_model_dir), name="tiny-koala").tag),
+        toxic=str(import_model(str(toxic_dir), name="tiny-toxic").tag),
+    )
+
+
+@pytest.fixture(scope="session")
+def catalog_file(stored_models: StoredModels, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "catalog.yaml"
+    path.write_text(yaml.safe_dump(catalog_document(stored_models), sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(catalog_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One real `bentoml serve service.app:Moderation` with API keys and the test catalog."""
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    env = server_env(
+        catalog_file, MODERATION_API_KEY_HASHES=",".join(hash_key(key) for key in API_KEYS)
+    )
+    process, port = start_server(env, log_path)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        statuses = wait_until_ready(process, base_url, log_path)
+        yield RunningServer(base_url, API_KEYS[0], log_path, statuses)
+    finally:
+        stop_server(process)

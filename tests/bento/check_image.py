@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from bentoml._internal.container import construct_containerfile
 
 from service.store import ensure_default
 from tests.bento.conftest import REPO_ROOT, run_module
-from tests.service.conftest import free_port
+from tests.fixtures.servers import free_port, stop_server
 
 WORK_DIR = REPO_ROOT / "build" / "image-test"
 BASE_IMAGE = "docker.io/library/python:3.11-slim"  # the name BentoML's Dockerfile starts FROM
@@ -170,9 +169,4 @@ def test_image_serves_readyz_and_reports_its_bento(container: str, bento_tag: st
         listing = httpx.get(f"{base_url}/v1/models", timeout=30).json()
         assert listing["bento"] == bento_tag
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_server(server)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from bentoml._internal.models import ModelStore
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.fixtures.servers import REPO_ROOT
 
 
 @pytest.fixture

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,22 +25,10 @@ from service.model_import import import_model
 from service.store import ensure_default
 from service.version import API_VERSION, APP_VERSION
 from tests.bento.conftest import REPO_ROOT, run_module
-from tests.service.conftest import free_port, wait_until_ready
+from tests.fixtures.servers import start_server, stop_server, wait_until_ready
+from tests.fixtures.tiny_models import KOALA_CATEGORIES
 
 pytestmark = pytest.mark.slow
-
-BENTOML_CLI = str(Path(sys.executable).parent / "bentoml")
-KOALA_CATEGORIES = {
-    "S": "sexual",
-    "H": "hate",
-    "V": "violence",
-    "HR": "harassment",
-    "SH": "self-harm",
-    "S3": "sexual/minors",
-    "H2": "hate/threatening",
-    "V2": "violence/graphic",
-    "OK": None,
-}
 
 
 @dataclass(frozen=True)
@@ -100,19 +85,6 @@ def bentos(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> li
     ]
 
 
-def stop_all(processes: list[subprocess.Popen[bytes]], grace_s: float = 10) -> None:
-    """SIGTERM every server's process group at once; SIGKILL what is still up after the grace."""
-    for process in processes:
-        os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for process in processes:
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def served(
     bentos: list[BuiltBento], tmp_path_factory: pytest.TempPathFactory
@@ -128,22 +100,14 @@ def served(
     servers = []
     try:
         for bento in bentos:
-            port, log_path = free_port(), workdir / f"{bento.version}.log"
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    [BENTOML_CLI, "serve", bento.tag, "--port", str(port)],
-                    cwd=workdir,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            log_path = workdir / f"{bento.version}.log"
+            process, port = start_server(env, log_path, target=bento.tag, cwd=workdir)
             servers.append((bento.tag, process, f"http://127.0.0.1:{port}", log_path))
         for _, process, base_url, log_path in servers:
             wait_until_ready(process, base_url, log_path)
         yield {tag: base_url for tag, _, base_url, _ in servers}
     finally:
-        stop_all([process for _, process, _, _ in servers])
+        stop_server(*(process for _, process, _, _ in servers), grace_s=10)
 
 
 def test_two_catalogs_build_two_bento_versions_labelled_with_their_models(

@@ -7,7 +7,8 @@ from fastapi.testclient import TestClient
 
 from bench.load import SAMPLE_TEXTS, is_well_formed
 from bench.mvp_baseline import build_app
-from tests.service.conftest import RunningServer, StoredModels
+from tests.fixtures.catalog import StoredModels
+from tests.fixtures.servers import RunningServer
 
 
 def test_mvp_baseline_answers_like_the_kit(

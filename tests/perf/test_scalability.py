@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from bench.load import BATCH_SIZE_METRIC, require_loopback, run_level
-from tests.service.conftest import RunningServer
+from tests.fixtures.servers import RunningServer
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.categories import CATEGORIES
-from tests.service.conftest import API_KEYS, LIMITS, MAX_BODY_BYTES, RunningServer, StoredModels
+from tests.fixtures.catalog import StoredModels
+from tests.fixtures.servers import API_KEYS, LIMITS, MAX_BODY_BYTES, RunningServer
 
 pytestmark = pytest.mark.slow
 MAX_INPUTS = int(LIMITS["MODERATION_MAX_INPUTS"])

@@ -7,7 +7,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from service.backends import CategoryScorer
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
-from tests.service.conftest import KOALA_CATEGORIES, StoredModels
+from tests.fixtures.catalog import StoredModels
+from tests.fixtures.tiny_models import KOALA_CATEGORIES
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
 

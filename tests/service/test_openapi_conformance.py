@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests.service.conftest import RunningServer
+from tests.fixtures.servers import RunningServer
 
 pytestmark = pytest.mark.slow
 EXAMPLES_PER_OPERATION = 25

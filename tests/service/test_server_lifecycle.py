@@ -10,13 +10,8 @@ import pytest
 import yaml
 
 from service.auth import hash_key
-from tests.service.conftest import (
-    StoredModels,
-    catalog_document,
-    server_env,
-    start_server,
-    stop_server,
-)
+from tests.fixtures.catalog import StoredModels, catalog_document
+from tests.fixtures.servers import server_env, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
