@@ -1,28 +1,19 @@
 """Every metric an alert, SLO or dashboard reads exists: service metrics on the live service's
-/metrics (started with `bentoml serve`, one real request sent), kube-state metrics through the
+/metrics (the session's `bentoml serve`, one real request sent), kube-state metrics through the
 cluster's enabled monitoring components, log-based metrics in the plan itself."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.observability import metrics as m
 from infra.observability.alerts import MODERATION_ENDPOINT
+from tests.fixtures.servers import RunningServer
 from tests.infra.observability_queries import SLO, metric_types, promql_queries, selectors
 
-ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = {metric.name: metric for metric in m.PROM_METRICS}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 BUILT_IN_METRIC_TYPES = {m.CONTAINER_RESTARTS, m.UPTIME_CHECK_PASSED}
@@ -35,53 +26,14 @@ class ExportedFamily:
     label_values: dict[str, set[str]] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def exported() -> Iterator[dict[str, ExportedFamily]]:
-    """Families on /metrics of the real service after one moderation request, keyed by the name
-    PromQL uses (counters with `_total`)."""
-    env = {**os.environ, "MODERATION_AUTH_DISABLED": "1", "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [sys.executable, "-m", "service.store", "ensure-default"], cwd=ROOT, env=env, check=True
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "service.app:Moderation", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, server.stderr.read().decode()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service not ready within 180 s"
-            time.sleep(1)
-        response = httpx.post(
-            f"{base}/v1/moderations", json={"input": ["you are an idiot", "hello"]}, timeout=60
-        )
+def exported(server: RunningServer) -> dict[str, ExportedFamily]:
+    """Families on /metrics of the session's real service after one request to its default model,
+    keyed by the name PromQL uses (counters with `_total`)."""
+    with server.client() as client:
+        response = client.post("/v1/moderations", json={"input": ["you are an idiot", "hello"]})
         assert response.status_code == 200, response.text
-        text = httpx.get(f"{base}/metrics", timeout=10).text
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        text = client.get("/metrics").text
     families: dict[str, ExportedFamily] = {}
     for family in text_string_to_metric_families(text):
         name = family.name + "_total" if family.type == "counter" else family.name
