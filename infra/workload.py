@@ -68,6 +68,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from infra.config import APP, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
 from infra.observability.metrics import REQUESTS_IN_FLIGHT
+from infra.workload_identity import workload_identity
 
 HTTP_PORT = 3000
 SERVICE_PORT = 80
@@ -391,31 +392,19 @@ class Workload(pulumi.ComponentResource):
         )
         self.namespace = namespace.metadata.name
 
-        # Workload Identity: the Kubernetes SA acts as this GCP SA, no key files anywhere.
-        self.gcp_service_account = gcp.serviceaccount.Account(
-            f"{name}-gsa",
+        # The pods never talk to the Kubernetes API: no token mounted.
+        self.gcp_service_account, service_account = workload_identity(
+            name,
+            project=args.project,
+            namespace=config.namespace,
+            namespace_ref=self.namespace,
+            service_account=APP,
             account_id=f"{APP}-workload",
             display_name="Moderation pods (Workload Identity)",
-            opts=child,
-        )
-        service_account = k8s.core.v1.ServiceAccount(
-            name,
-            metadata=ObjectMetaArgs(
-                name=APP,
-                namespace=self.namespace,
-                annotations={"iam.gke.io/gcp-service-account": self.gcp_service_account.email},
-            ),
-            automount_service_account_token=False,
+            automount_token=False,
             opts=child,
         )
         self.service_account_name = service_account.metadata.name
-        gcp.serviceaccount.IAMMember(
-            f"{name}-workload-identity",
-            service_account_id=self.gcp_service_account.name,
-            role="roles/iam.workloadIdentityUser",
-            member=f"serviceAccount:{args.project}.svc.id.goog[{config.namespace}/{APP}]",
-            opts=child,
-        )
 
         k8s.networking.v1.NetworkPolicy(
             name,

@@ -15,6 +15,8 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from infra.workload_identity import workload_identity
+
 ADAPTER_IMAGE = "gcr.io/gke-release/custom-metrics-stackdriver-adapter:v0.15.1-gke.0"
 ADAPTER_IMAGE_PATTERN = "gcr.io/gke-release/custom-metrics-stackdriver-adapter*"
 """Binary Authorization admission pattern for the adapter image."""
@@ -42,10 +44,19 @@ class MetricsAdapter(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         selector = {"k8s-app": NAME}
 
-        reader = gcp.serviceaccount.Account(
-            f"{name}-gsa",
+        namespace = k8s.core.v1.Namespace(
+            name, metadata=ObjectMetaArgs(name=NAMESPACE), opts=child
+        ).metadata.name
+        # The adapter serves an aggregated API: it needs its Kubernetes token.
+        reader, account = workload_identity(
+            name,
+            project=args.project,
+            namespace=NAMESPACE,
+            namespace_ref=namespace,
+            service_account=NAME,
             account_id="custom-metrics-adapter",
             display_name="Custom metrics adapter: reads Cloud Monitoring for the HPA",
+            automount_token=True,
             opts=child,
         )
         gcp.projects.IAMMember(
@@ -53,26 +64,6 @@ class MetricsAdapter(pulumi.ComponentResource):
             project=args.project,
             role="roles/monitoring.viewer",
             member=reader.member,
-            opts=child,
-        )
-        gcp.serviceaccount.IAMMember(
-            f"{name}-workload-identity",
-            service_account_id=reader.name,
-            role="roles/iam.workloadIdentityUser",
-            member=f"serviceAccount:{args.project}.svc.id.goog[{NAMESPACE}/{NAME}]",
-            opts=child,
-        )
-
-        namespace = k8s.core.v1.Namespace(
-            name, metadata=ObjectMetaArgs(name=NAMESPACE), opts=child
-        ).metadata.name
-        account = k8s.core.v1.ServiceAccount(
-            name,
-            metadata=ObjectMetaArgs(
-                name=NAME,
-                namespace=namespace,
-                annotations={"iam.gke.io/gcp-service-account": reader.email},
-            ),
             opts=child,
         )
         subject = k8s.rbac.v1.SubjectArgs(
