@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from service.auth import ApiKeys, bearer_token
 from service.metrics import REQUESTS
+from service.middleware import HttpMiddleware
 from service.release import release_version
 from service.request_log import log_request
 from service.schemas import ErrorBody, ErrorDetail
@@ -158,16 +159,10 @@ def state(scope: Scope) -> dict[str, Any]:
     return scope.setdefault("state", {})
 
 
-class RequestId:
+class RequestId(HttpMiddleware):
     """Echo X-Request-ID when the client sent a sane one, else make one; on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"")
         request_id = sent.decode("latin-1")
         if not (0 < len(request_id) <= MAX_REQUEST_ID_LENGTH and request_id.isprintable()):
@@ -188,16 +183,10 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
-class RequestLog:
+class RequestLog(HttpMiddleware):
     """The JSON log line and the request counter, for every request the API app answers."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         response: dict[str, int] = {"status": 500, "bytes": 0}
 
@@ -245,16 +234,13 @@ BEARER_AUTH = Security(
 )
 
 
-class ApiKeyAuth:
+class ApiKeyAuth(HttpMiddleware):
     """Bearer API keys on /v1/*; health, metrics and docs stay open."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def applies_to(self, scope: Scope) -> bool:
+        return scope["path"].startswith(PROTECTED_PREFIX)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         keys: ApiKeys | None = scope["app"].state.api_keys
         if keys is None:  # auth explicitly disabled
             await self.app(scope, receive, send)
@@ -277,16 +263,10 @@ class ApiKeyAuth:
         await self.app(scope, receive, send)
 
 
-class BodySizeLimit:
+class BodySizeLimit(HttpMiddleware):
     """413 for bodies over the limit, by Content-Length or by counting what actually arrives."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit: int = scope["app"].state.max_body_bytes
         too_large = ApiError(
             413, f"The request body is larger than {limit} bytes.", code="request_too_large"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 
 import bentoml
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from service.middleware import HttpMiddleware
 from service.version import APP_VERSION
 
 VERSION_HEADER = "X-Moderation-Version"
@@ -33,20 +34,14 @@ def release_version() -> str:
     return APP_VERSION if tag is None else f"{APP_VERSION}+{tag.partition(':')[2]}"
 
 
-class ReleaseVersion:
+class ReleaseVersion(HttpMiddleware):
     """ASGI middleware: the version header on every response, the version in /docs.json.
 
     BentoML generates /docs.json itself (with only the Bento version, or "None" from source), so
     its `info.version` is rewritten on the way out.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         version = release_version()
         header = (VERSION_HEADER.encode(), version.encode())
         if scope["path"] != OPENAPI_PATH:
