@@ -19,6 +19,8 @@ from infra.network import PODS_RANGE, SERVICES_RANGE, Network
 # GKE's documented replacement for the over-privileged default compute service account.
 NODE_SERVICE_ACCOUNT_ROLE = "roles/container.defaultNodeServiceAccount"
 OAUTH_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+# Cluster inputs that only shape the default node pool, which is removed once the cluster exists.
+DEFAULT_POOL_ONLY = ("nodeConfig", "initialNodeCount")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Cluster(pulumi.ComponentResource):
     cluster: gcp.container.Cluster
     node_service_account: gcp.serviceaccount.Account
     kubeconfig: pulumi.Output[str]
+    workload_pool: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -109,7 +112,10 @@ class Cluster(pulumi.ComponentResource):
             node_locations=config.node_zones if config.regional else config.node_zones[1:] or None,
             description="Moderation API (BentoML) cluster",
             resource_labels=args.labels,
-            # Node pools are managed separately (infra/node_pools.py).
+            # Node pools are managed separately (infra/node_pools.py). The default pool lives only
+            # while the cluster is created; `node_config` keeps even it on the minimal service
+            # account and shielded, and is ignored afterwards (ignore_changes below): the pool is
+            # gone, so an edit there would only force a new cluster, and refreshes would diff.
             remove_default_node_pool=True,
             initial_node_count=1,
             node_config=gcp.container.ClusterNodeConfigArgs(
@@ -213,7 +219,16 @@ class Cluster(pulumi.ComponentResource):
                 )
             ),
             deletion_protection=config.deletion_protection,
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[gke_agent_may_use_key])),
+            opts=child.merge(
+                pulumi.ResourceOptions(
+                    depends_on=[gke_agent_may_use_key],
+                    ignore_changes=list(DEFAULT_POOL_ONLY),
+                )
+            ),
+        )
+        # From the cluster, so that IAM bindings on the pool wait until it exists.
+        self.workload_pool = self.cluster.workload_identity_config.apply(
+            lambda identity: identity.workload_pool if identity else ""
         )
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(

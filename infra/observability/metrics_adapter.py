@@ -32,6 +32,8 @@ API_VERSIONS = (
 @dataclass(frozen=True)
 class MetricsAdapterArgs:
     project: str
+    workload_pool: pulumi.Output[str]
+    """The cluster's Workload Identity pool (`Cluster.workload_pool`)."""
 
 
 class MetricsAdapter(pulumi.ComponentResource):
@@ -50,7 +52,7 @@ class MetricsAdapter(pulumi.ComponentResource):
         # The adapter serves an aggregated API: it needs its Kubernetes token.
         reader, account = workload_identity(
             name,
-            project=args.project,
+            workload_pool=args.workload_pool,
             namespace=NAMESPACE,
             namespace_ref=namespace,
             service_account=NAME,

@@ -25,6 +25,24 @@ STACKS = ("dev", "prod")
 class Plan(dict):
     """A plan document (`{"project", "stack", "resources", "outputs"}`) with lookup helpers."""
 
+    @staticmethod
+    def address(resource: dict[str, Any]) -> str:
+        """`<type>::<name>`, as `dependencies` name a resource."""
+        return f"{resource['type']}::{resource['name']}"
+
+    def waits_for(self, resource: dict[str, Any]) -> set[str]:
+        """Every resource `resource` waits for, directly or through others (its dependencies'
+        dependencies, and so on): what the engine has finished before it starts this one."""
+        direct = {self.address(r): r["dependencies"] for r in self["resources"]}
+        seen: set[str] = set()
+        pending = list(resource["dependencies"])
+        while pending:
+            current = pending.pop()
+            if current not in seen:
+                seen.add(current)
+                pending.extend(direct[current])
+        return seen
+
     @property
     def stack(self) -> str:
         return self["stack"]

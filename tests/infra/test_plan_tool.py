@@ -15,7 +15,7 @@ def test_plan_document_has_the_contract_shape(plan: Plan) -> None:
     assert set(plan) == {"project", "stack", "resources", "outputs"}
     assert plan["project"] == "moderation"
     for resource in plan["resources"]:
-        assert set(resource) == {"type", "name", "inputs"}
+        assert set(resource) == {"type", "name", "inputs", "dependencies"}
 
 
 def test_integral_numbers_are_ints_and_secrets_are_hidden() -> None:
