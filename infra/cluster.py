@@ -19,8 +19,8 @@ from infra.network import PODS_RANGE, SERVICES_RANGE, Network
 # GKE's documented replacement for the over-privileged default compute service account.
 NODE_SERVICE_ACCOUNT_ROLE = "roles/container.defaultNodeServiceAccount"
 OAUTH_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-# Cluster inputs that only shape the default node pool, which is removed once the cluster exists.
-DEFAULT_POOL_ONLY = ("nodeConfig", "initialNodeCount")
+# The cluster input that only shapes the default node pool, removed once the cluster exists.
+DEFAULT_POOL_ONLY = ("nodePools",)
 
 
 @dataclass(frozen=True)
@@ -113,21 +113,27 @@ class Cluster(pulumi.ComponentResource):
             description="Moderation API (BentoML) cluster",
             resource_labels=args.labels,
             # Node pools are managed separately (infra/node_pools.py). The default pool lives only
-            # while the cluster is created; `node_config` keeps even it on the minimal service
-            # account and shielded, and is ignored afterwards (ignore_changes below): the pool is
-            # gone, so an edit there would only force a new cluster, and refreshes would diff.
+            # while the cluster is created: declared as a node pool (the API deprecates the
+            # cluster-level `nodeConfig`/`initialNodeCount`), on the minimal service account and
+            # shielded, and ignored afterwards (ignore_changes below): it is gone, so an edit
+            # there would only force a new cluster, and refreshes would show a diff.
             remove_default_node_pool=True,
-            initial_node_count=1,
-            node_config=gcp.container.ClusterNodeConfigArgs(
-                service_account=self.node_service_account.email,
-                oauth_scopes=[OAUTH_CLOUD_PLATFORM],
-                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
-                    enable_secure_boot=True, enable_integrity_monitoring=True
-                ),
-                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
-                    mode="GKE_METADATA"
-                ),
-            ),
+            node_pools=[
+                gcp.container.ClusterNodePoolArgs(
+                    name="default-pool",
+                    initial_node_count=1,
+                    node_config=gcp.container.ClusterNodePoolNodeConfigArgs(
+                        service_account=self.node_service_account.email,
+                        oauth_scopes=[OAUTH_CLOUD_PLATFORM],
+                        shielded_instance_config=gcp.container.ClusterNodePoolNodeConfigShieldedInstanceConfigArgs(
+                            enable_secure_boot=True, enable_integrity_monitoring=True
+                        ),
+                        workload_metadata_config=gcp.container.ClusterNodePoolNodeConfigWorkloadMetadataConfigArgs(
+                            mode="GKE_METADATA"
+                        ),
+                    ),
+                )
+            ],
             # VPC-native, private nodes; control plane reachable only from authorized networks.
             network=args.network.network.id,
             subnetwork=args.network.subnet.id,
@@ -180,9 +186,9 @@ class Cluster(pulumi.ComponentResource):
             database_encryption=gcp.container.ClusterDatabaseEncryptionArgs(
                 state="ENCRYPTED", key_name=secrets_key.id
             ),
-            security_posture_config=gcp.container.ClusterSecurityPostureConfigArgs(
-                mode="BASIC", vulnerability_mode="VULNERABILITY_BASIC"
-            ),
+            # Posture checks of workloads. GKE no longer offers workload vulnerability scanning
+            # (`vulnerabilityMode` is deprecated); images are scanned in the registry instead.
+            security_posture_config=gcp.container.ClusterSecurityPostureConfigArgs(mode="BASIC"),
             logging_config=gcp.container.ClusterLoggingConfigArgs(
                 enable_components=["SYSTEM_COMPONENTS", "WORKLOADS"]
             ),

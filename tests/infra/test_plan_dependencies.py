@@ -63,8 +63,9 @@ def test_dependencies_come_from_depends_on_outputs_and_providers(plan: Plan) -> 
     """One of each kind, so that the graph the tests below walk is the engine's."""
     cluster = plan.one("gcp:container/cluster:Cluster")
     # depends_on: the GKE agent may use the KMS key before the cluster is encrypted with it.
-    assert "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember::moderation-secrets-gke-agent" in (
-        cluster["dependencies"]
+    assert (
+        "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember::moderation-secrets-gke-agent"
+        in (cluster["dependencies"])
     )
     # an Output in the inputs: the subnet's id.
     assert "gcp:compute/subnetwork:Subnetwork::moderation-nodes" in cluster["dependencies"]
@@ -82,9 +83,7 @@ def test_workload_identity_members_wait_for_the_identity_pool(plan: Plan) -> Non
     """`<project>.svc.id.goog` exists only once a Workload Identity cluster does: IAM rejects a
     binding to it before ("Identity Pool does not exist") on a project that never had one."""
     members = [
-        r
-        for r in plan["resources"]
-        if ".svc.id.goog[" in str(r["inputs"].get("member", ""))
+        r for r in plan["resources"] if ".svc.id.goog[" in str(r["inputs"].get("member", ""))
     ]
     assert len(members) >= 1
     for member in members:
