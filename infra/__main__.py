@@ -214,7 +214,11 @@ alerting = Alerting(
 if scales_on_serving_metric:
     MetricsAdapter(
         "metrics-adapter",
-        MetricsAdapterArgs(project=project, workload_pool=cluster.workload_pool),
+        MetricsAdapterArgs(
+            project=project,
+            workload_pool=cluster.workload_pool,
+            control_plane_cidr=network.master_cidr,
+        ),
         opts=in_cluster,
     )
 dashboard = ServiceDashboard(
