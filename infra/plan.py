@@ -1,6 +1,6 @@
 """Run the Pulumi program under mocks and write what it would declare: `build/plan/<stack>.json`.
 
-    python -m infra.plan --stack dev|prod [--stack-file PATH] [--output PATH]
+    python -m infra.plan --stack dev|prod [--stack-file PATH] [--output PATH] [--options PATH]
 
 No Pulumi CLI, plugin or cloud is involved: `pulumi.runtime.set_mocks` (the documented unit-test
 hook) stands in for the engine and the providers. The mocks only invent what the cloud would
@@ -60,6 +60,13 @@ def normalise(value: Any) -> Any:
     return str(value)
 
 
+def mock_image_digest(inputs: Mapping[str, Any]) -> str:
+    """What the mock registry answers for a pushed image: a digest of what was built (the
+    image's plan inputs), so that each build gets its own and a test can tell which one."""
+    built = json.dumps(inputs, sort_keys=True).encode()
+    return f"sha256:{hashlib.sha256(built).hexdigest()}"
+
+
 class PlanMocks(pulumi.runtime.Mocks):
     """Records every registered resource; answers with its inputs plus cloud-computed fields."""
 
@@ -109,9 +116,7 @@ class PlanMocks(pulumi.runtime.Mocks):
             case "gcp:secretmanager/secretVersion:SecretVersion":
                 return {"name": f"{inputs['secret']}/versions/1", "version": "1"}
             case "docker-build:index:Image":
-                # What a registry answers for a push: the digest of what was built.
-                built = json.dumps(normalise(inputs), sort_keys=True).encode()
-                return {"digest": f"sha256:{hashlib.sha256(built).hexdigest()}"}
+                return {"digest": mock_image_digest(normalise(inputs))}
             case "gcp:logging/projectSink:ProjectSink":
                 # A unique writer identity per sink (unique_writer_identity=True).
                 sink_agent = f"{inputs['name']}@gcp-sa-logging.iam.gserviceaccount.com"
@@ -222,15 +227,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--stack-file", type=Path, help="default: Pulumi.<stack>.yaml")
     parser.add_argument("--output", type=Path, help="default: build/plan/<stack>.json")
+    parser.add_argument(
+        "--options",
+        type=Path,
+        help="also write each resource's engine options (protect, ignoreChanges, ...) here",
+    )
     args = parser.parse_args(argv)
     try:
-        plan = build_plan(args.stack, args.stack_file)
+        plan, monitor = run_program(args.stack, args.stack_file)
     except ConfigError as error:
         print(f"{args.stack}: {error}", file=sys.stderr)
         return 2
     output = args.output or ROOT / "build" / "plan" / f"{args.stack}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+    if args.options is not None:
+        args.options.write_text(json.dumps(monitor.options, indent=2, sort_keys=True) + "\n")
     counts = Counter(resource["type"] for resource in plan["resources"])
     width = max(map(len, counts))
     for resource_type, count in sorted(counts.items()):

@@ -23,7 +23,10 @@ STACKS = ("dev", "prod")
 
 
 class Plan(dict):
-    """A plan document (`{"project", "stack", "resources", "outputs"}`) with lookup helpers."""
+    """A plan document (`{"project", "stack", "resources", "outputs"}`) with lookup helpers;
+    `options` holds each resource's engine options (`protect`, `ignoreChanges`, ...) by address."""
+
+    options: dict[str, dict[str, Any]]
 
     @staticmethod
     def address(resource: dict[str, Any]) -> str:
@@ -83,6 +86,7 @@ class Plan(dict):
 
 def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "infra.plan", "--stack", stack, "--output", str(output)]
+    command += ["--options", str(output.with_suffix(".options.json"))]
     if stack_file is not None:
         command += ["--stack-file", str(stack_file)]
     return subprocess.Popen(
@@ -93,7 +97,9 @@ def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess
 def _finish_plan(process: subprocess.Popen[str], output: Path) -> Plan:
     log, _ = process.communicate(timeout=300)
     assert process.returncode == 0, log
-    return Plan(json.loads(output.read_text()))
+    plan = Plan(json.loads(output.read_text()))
+    plan.options = json.loads(output.with_suffix(".options.json").read_text())
+    return plan
 
 
 @pytest.fixture(scope="session")
