@@ -10,7 +10,7 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv serve test lint format bento import-model plan cost image-test bench audit lock clean
+.PHONY: venv serve test lint format bento import-model compare plan cost image-test bench audit lock clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
@@ -47,6 +47,14 @@ bento: venv
 ## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
 import-model: venv
 	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
+
+## compare: BASELINE=<model or Bento tag[@model]> CANDIDATE=<same> [TEXTS=<file.jsonl>]
+## [MIN_AGREEMENT=<0-1>]: both models score the same texts in-process; writes build/compare/
+## (report.json, report.md, score_distributions.png); exits 1 below MIN_AGREEMENT (bench/compare.py).
+compare: venv
+	$(PY) -m service.store ensure-default
+	$(PY) -m bench.compare --baseline "$(BASELINE)" --candidate "$(CANDIDATE)" \
+	  $(if $(TEXTS),--texts "$(TEXTS)") $(if $(MIN_AGREEMENT),--min-agreement "$(MIN_AGREEMENT)")
 
 ## image-test: opt-in, not in `make test` (root, buildah, debootstrap; 10-15 min): build the Bento's
 ## image with buildah from BentoML's Dockerfile and check it serves /readyz, non-root, CPU torch.
