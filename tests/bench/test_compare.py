@@ -5,6 +5,8 @@ session, each report number checked against scores computed here without the kit
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,13 @@ import bentoml
 import numpy as np
 import pytest
 import torch
+import yaml
 from profanity_check import predict_prob
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench.compare import DEFAULT_TEXTS, main, read_texts
 from tests.fixtures.catalog import StoredModels
+from tests.fixtures.servers import REPO_ROOT
 
 TEXTS = [
     "thank you for your help",
@@ -144,3 +148,29 @@ def test_a_bad_text_file_names_the_line(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["--baseline", "a", "--candidate", "b", "--texts", str(texts)])
     assert code == 2
     assert f"{texts}:2" in capsys.readouterr().err
+
+
+def test_a_bento_is_compared_with_the_catalog_and_model_it_was_built_with(
+    tmp_path: Path, catalog_file: Path, stored_models: StoredModels
+) -> None:
+    """`moderation:<version>` means that Bento's packed catalog and its default model."""
+    catalog = tmp_path / "bento-catalog.yaml"
+    document = yaml.safe_load(catalog_file.read_text())
+    document["models"] = [m for m in document["models"] if m["name"] == "tiny-toxic"]
+    document["default_model"] = "tiny-toxic"
+    catalog.write_text(yaml.safe_dump(document))
+    build = subprocess.run(
+        [sys.executable, "-m", "service.build_bento", "--catalog", str(catalog)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    bento = build.stdout.strip().splitlines()[-1]
+    _, by_name = _compare(tmp_path / "by-name", catalog_file)
+    _, by_bento = _compare(tmp_path / "by-bento", catalog_file, "--candidate", bento)
+    assert by_bento["candidate"]["bento"] == bento
+    assert by_bento["candidate"]["tag"] == stored_models.toxic
+    assert by_bento["categories"] == by_name["categories"]
