@@ -84,6 +84,8 @@ def _observability(config: dict[str, Any]) -> dict[str, Any]:
     ],
     ids=[
         "lifecycle-order",
+        "rollout-drift",
+        "rollout-p99-ratio",
         "slo-goal",
         "error-ratio",
         "email",
