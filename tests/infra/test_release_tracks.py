@@ -15,7 +15,14 @@ from infra.observability import metrics as m
 from infra.observability.alerts import RUNBOOKS
 from infra.workload import TRACK_LABEL, VERSION_LABEL
 from tests.infra.conftest import STACKS, Plan, stack_config
-from tests.infra.observability_queries import ALERT_POLICY, promql_queries, selectors
+from tests.infra.observability_queries import (
+    ALERT_POLICY,
+    DASHBOARD,
+    dashboard_data_sets,
+    promql_queries,
+    result_labels,
+    selectors,
+)
 from tests.infra.test_edge_canary import DEPLOYMENT, HTTP_ROUTE, _deployments
 from tests.infra.test_edge_config import CANARY
 from tests.infra.test_edge_crd_rules import _check, _schema
@@ -149,6 +156,26 @@ def test_every_series_carries_its_pods_track_and_bento_version(shadow_plan: Plan
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert pod_labels[TRACK_LABEL] == name.removeprefix("moderation-")
         assert pod_labels[VERSION_LABEL] == bentos[name].partition(":")[2]
+
+
+def test_the_dashboard_compares_tracks_on_flags_scores_errors_and_latency(plan: Plan) -> None:
+    queries = [
+        data_set["timeSeriesQuery"]["prometheusQuery"]
+        for data_set in dashboard_data_sets(plan.one(DASHBOARD))
+        if "prometheusQuery" in data_set["timeSeriesQuery"]
+    ]
+    by_track = {
+        selector.name
+        for query in queries
+        if m.TRACK in result_labels(query)
+        for selector in selectors(query)
+    }
+    assert {
+        m.FLAGGED.series(),
+        m.SCORES.series("_bucket"),
+        m.REQUESTS.series(),
+        m.HTTP_DURATION.series("_bucket"),
+    } <= by_track
 
 
 def test_each_candidate_is_compared_with_stable_by_its_own_alerts(
