@@ -289,7 +289,7 @@ class WorkloadConfig(_Section):
     termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 60
 
 
-# --- release (contract: docs/models.md "Roll out a new model") -------------------------------------------
+# --- release (contract: docs/models.md "Roll out a new model") ----------------------------------
 
 
 class StableRelease(_Section):
