@@ -11,13 +11,14 @@ the decision the service would answer. A <ref> is either
   `moderation:1a2b3c@text-moderation`): the catalog the Bento was built with and its default
   model (or the one named).
 
-Texts are JSON Lines, one object per line with a `text` string; other fields (`kind`, `lang`) are
-kept for reading the file and ignored here. Without --texts, bench/compare_texts.jsonl (written for
+Texts are JSON Lines, one object per line with a `text` string; an optional `kind` (clean,
+abusive, borderline, or any label of yours) adds flag rates per kind; other fields are ignored.
+Without --texts, bench/compare_texts.jsonl (written for
 this project: clean, abusive and borderline texts in several languages and lengths).
 
 Writes <output>/report.json, report.md and score_distributions.png (default build/compare). With
---min-agreement, exits 1 when the overall agreement or the agreement in any category both models
-score is below it: a gate for a release pipeline.
+--min-agreement, exits 1 when the overall agreement (on `flagged`, any category) or the agreement
+in any category both models score is below it: a gate for a release pipeline.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def resolve(ref: str, catalog_file: Path | None) -> tuple[ModelSpec, bentoml.Mod
         raise CompareError(f"Bento {bento.tag} needs model {spec.tag}, not stored here") from None
 
 
-def read_texts(path: Path) -> list[str]:
-    """The `text` of every line; errors name the line."""
-    texts = []
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every line's object, each with a `text` string; errors name the line."""
+    records = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -117,10 +118,28 @@ def read_texts(path: Path) -> list[str]:
                 raise CompareError(f"{path}:{number}: not JSON ({error.msg})") from None
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise CompareError(f'{path}:{number}: expected an object with a "text" string')
-            texts.append(record["text"])
-    if not texts:
+            records.append(record)
+    if not records:
         raise CompareError(f"{path}: no texts")
-    return texts
+    return records
+
+
+def by_kind(
+    records: Sequence[dict[str, Any]], base_any: np.ndarray, cand_any: np.ndarray
+) -> dict[str, Any]:
+    """Flag rates per `kind` of text, where the file labels them (clean, abusive, ...): a clean
+    text flagged is a false positive, an abusive one missed a false negative."""
+    kinds = [record.get("kind") for record in records]
+    result = {}
+    for kind in sorted({k for k in kinds if isinstance(k, str)}):
+        rows = np.array([k == kind for k in kinds])
+        result[kind] = {
+            "texts": int(rows.sum()),
+            "agreement": float(np.mean(base_any[rows] == cand_any[rows])),
+            "baseline_flag_rate": float(np.mean(base_any[rows])),
+            "candidate_flag_rate": float(np.mean(cand_any[rows])),
+        }
+    return result
 
 
 def score_all(loaded: Loaded, texts: Sequence[str]) -> tuple[np.ndarray, float]:
@@ -156,6 +175,7 @@ def build_report(
     base_scores: np.ndarray,
     cand_scores: np.ndarray,
     speeds: tuple[float, float],
+    records: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
     base_flags, cand_flags = (
         decisions(baseline.spec, base_scores),
@@ -199,6 +219,7 @@ def build_report(
             "candidate_flag_rate": float(np.mean(cand_any)),
         },
         "categories": categories,
+        "kinds": by_kind(records, base_any, cand_any),
     }
 
 
@@ -283,6 +304,17 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {row['mean_score_difference']:+.3f} | {row['max_abs_score_difference']:.3f} "
             f"(#{row['max_abs_score_difference_text']}) |"
         )
+    if report["kinds"]:
+        lines += [
+            "",
+            "| kind of text | texts | agreement | baseline flags | candidate flags |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for kind, row in report["kinds"].items():
+            lines.append(
+                f"| {kind} | {row['texts']} | {row['agreement']:.1%} "
+                f"| {row['baseline_flag_rate']:.1%} | {row['candidate_flag_rate']:.1%} |"
+            )
     if report.get("min_agreement") is not None:
         verdict = "passed" if report["passed"] else "FAILED: " + "; ".join(report["failures"])
         lines += ["", f"Gate `--min-agreement {report['min_agreement']}`: {verdict}."]
@@ -312,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
             raise CompareError(f"--min-agreement must be between 0 and 1, got {args.min_agreement}")
-        texts = read_texts(args.texts)
+        records = read_records(args.texts)
+        texts = [record["text"] for record in records]
         sides = [
             Loaded(ref, *resolve(ref, args.catalog)) for ref in (args.baseline, args.candidate)
         ]
@@ -320,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make compare: {error}", file=sys.stderr)
         return 2
     (base_scores, base_speed), (cand_scores, cand_speed) = (score_all(s, texts) for s in sides)
-    report = build_report(*sides, base_scores, cand_scores, (base_speed, cand_speed))
+    report = build_report(*sides, base_scores, cand_scores, (base_speed, cand_speed), records)
     report["texts_file"] = str(args.texts)
     report["texts_sha256"] = hashlib.sha256(args.texts.read_bytes()).hexdigest()
     report["min_agreement"] = args.min_agreement

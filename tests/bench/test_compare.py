@@ -18,7 +18,7 @@ import yaml
 from profanity_check import predict_prob
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from bench.compare import DEFAULT_TEXTS, main, read_texts
+from bench.compare import DEFAULT_TEXTS, main, read_records
 from tests.fixtures.catalog import StoredModels
 from tests.fixtures.servers import REPO_ROOT
 
@@ -96,6 +96,15 @@ def test_report_numbers_match_an_independent_computation(
     assert report["overall"]["agreement"] == pytest.approx(expected["agreement"])
     assert report["baseline"]["flag_rate"] == pytest.approx(expected["baseline_flag_rate"])
     assert report["candidate"]["flag_rate"] == pytest.approx(expected["candidate_flag_rate"])
+    # Every text is of kind "x": its row is the overall decision again.
+    assert report["kinds"] == {
+        "x": {
+            "texts": len(TEXTS),
+            "agreement": pytest.approx(expected["agreement"]),
+            "baseline_flag_rate": pytest.approx(expected["baseline_flag_rate"]),
+            "candidate_flag_rate": pytest.approx(expected["candidate_flag_rate"]),
+        }
+    }
     assert report["baseline"]["texts_per_s"] > 0 and report["candidate"]["texts_per_s"] > 0
     assert (tmp_path / "out" / "score_distributions.png").read_bytes()[:4] == b"\x89PNG"
     assert "| harassment |" in (tmp_path / "out" / "report.md").read_text()
@@ -135,7 +144,7 @@ def test_a_category_only_the_candidate_scores_is_reported_but_not_gated(
 
 def test_the_default_text_set_is_varied() -> None:
     records = [json.loads(line) for line in DEFAULT_TEXTS.read_text().splitlines()]
-    assert len(read_texts(DEFAULT_TEXTS)) == len(records) >= 250
+    assert len(read_records(DEFAULT_TEXTS)) == len(records) >= 250
     assert {r["kind"] for r in records} == {"clean", "abusive", "borderline"}
     assert len({r["lang"] for r in records}) >= 10
     lengths = [len(r["text"]) for r in records]
