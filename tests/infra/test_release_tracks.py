@@ -40,12 +40,6 @@ def _with_release(**tracks: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     return change
 
 
-@pytest.fixture(scope="module", params=STACKS)
-def shadow_plan(request: pytest.FixtureRequest, plan_variant: Callable[..., Plan]) -> Plan:
-    """The committed stack with the candidate as a shadow."""
-    return plan_variant(request.param, _with_release(shadow=CANDIDATE))
-
-
 @pytest.fixture(scope="module")
 def rollout(plans: dict[str, Plan], plan_variant: Callable[..., Plan]) -> dict[str, Plan]:
     """dev at each step of a rollout; `stable` is the committed stack (and every rollback)."""
@@ -60,6 +54,16 @@ def rollout(plans: dict[str, Plan], plan_variant: Callable[..., Plan]) -> dict[s
         ),
         "promoted": plan_variant("dev", _with_release(stable=CANDIDATE)),
     }
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def shadow_plan(
+    request: pytest.FixtureRequest, rollout: dict[str, Plan], plan_variant: Callable[..., Plan]
+) -> Plan:
+    """The committed stack with the candidate as a shadow (dev's is the rollout's shadow step)."""
+    if request.param == "dev":
+        return rollout["shadow"]
+    return plan_variant(request.param, _with_release(shadow=CANDIDATE))
 
 
 def _rules(plan: Plan) -> list[dict[str, Any]]:
