@@ -117,7 +117,7 @@ KUBE_STATE_COMPONENTS = ("HPA", "DEPLOYMENT")
 """GKE `monitoringConfig.enableComponents` entries that export the kube-state metrics above."""
 
 TRACK = "track"
-VERSION = "version"
+VERSION = "bento_version"
 TARGET_LABELS = frozenset(
     {"cluster", "namespace", "location", "project_id", "job", "instance", TRACK, VERSION}
 )
