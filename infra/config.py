@@ -19,6 +19,7 @@ import pulumi
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Secret,
@@ -28,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.capacity import pods_per_node, room_on
+from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
 """Pulumi config namespace of this project (`moderation:<key>`)."""
@@ -289,7 +291,7 @@ class WorkloadConfig(_Section):
     termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 60
 
 
-# --- release (contract: docs/models.md "Roll out a new model") -------------------------------------------
+# --- release (contract: docs/models.md "Roll out a new model") --------------------------------
 
 
 class StableRelease(_Section):
@@ -380,8 +382,16 @@ def _unique_hashes(hashes: tuple[str, ...]) -> tuple[str, ...]:
     return hashes
 
 
+def _key_list(value: Any) -> Any:
+    """A comma-separated list is accepted too: the server's MODERATION_API_KEY_HASHES format."""
+    return parse_key_list(value) if isinstance(value, str) else value
+
+
 ApiKeyHashes = Annotated[
-    tuple[ApiKeyHash, ...], Field(min_length=1), AfterValidator(_unique_hashes)
+    tuple[ApiKeyHash, ...],
+    Field(min_length=1),
+    BeforeValidator(_key_list),
+    AfterValidator(_unique_hashes),
 ]
 
 

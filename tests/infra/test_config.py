@@ -218,3 +218,12 @@ def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert "moderation:cluster.deletionProtection must be true in prod" in result.stderr
     assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("form", ["json", "comma"])
+def test_api_key_hashes_take_a_json_or_a_comma_list(form: str) -> None:
+    """The server's MODERATION_API_KEY_HASHES format pasted into the Pulumi config works too."""
+    hashes = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+    value = json.dumps(hashes) if form == "json" else ", ".join(hashes)
+    config = parse_stack_config({**stack_config("dev"), "moderation:apiKeyHashes": value})
+    assert config.api_key_hashes.get_secret_value() == tuple(hashes)

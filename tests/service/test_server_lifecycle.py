@@ -44,6 +44,30 @@ def test_server_with_unusable_settings_refuses_to_start(
         httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2)
 
 
+def test_server_with_a_catalog_model_missing_from_the_store_names_the_fix(
+    catalog_file: Path, tmp_path: Path
+) -> None:
+    """Not BentoML's "No cloud context default found": the commands that store the model."""
+    empty_store = tmp_path / "empty-store"
+    env = server_env(catalog_file, MODERATION_AUTH_DISABLED="1", BENTOML_HOME=str(empty_store))
+    log_path = tmp_path / "server.log"
+    process, _ = start_server(env, log_path)
+    try:
+        exit_code = process.wait(timeout=60)
+    finally:
+        stop_server(process)
+    output = log_path.read_text()
+    assert exit_code != 0
+    (error_line,) = [
+        line for line in output.splitlines() if "not in the BentoML model store" in line
+    ]
+    assert error_line.startswith("Error: ")
+    assert "python -m service.store ensure-default" in error_line
+    assert "make import-model SOURCE=" in error_line
+    assert "cloud" not in output.lower()
+    assert "Traceback" not in output
+
+
 def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_path: Path) -> None:
     document = catalog_document(stored_models)
     # in the store, but the catalog maps a label it does not have: it can never load
