@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +13,15 @@ import yaml
 
 from service.auth import hash_key
 from tests.fixtures.catalog import StoredModels, catalog_document
-from tests.fixtures.servers import server_env, start_server, stop_server
+from tests.fixtures.servers import (
+    REPO_ROOT,
+    free_port,
+    server_env,
+    server_home,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -110,3 +120,53 @@ def is_live(base_url: str) -> bool:
         return httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def _make(target: str, env: dict[str, str], log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`make <target>` with the venv taken as built (the session already runs inside it)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            ["make", "-o", ".venv/.installed", target, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_make_serve_with_keys_serves_with_the_given_key_required(
+    catalog_file: Path, tmp_path: Path
+) -> None:
+    key = "local-test-key"
+    port = free_port()
+    env = server_env(
+        catalog_file,
+        MODERATION_API_KEY=key,
+        BENTOML_HOME=str(server_home(Path(os.environ["BENTOML_HOME"]), tmp_path)),
+    )
+    log_path = tmp_path / "make.log"
+    process = _make("serve-with-keys", env, log_path, f"PORT={port}")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, base_url, log_path)
+        assert httpx.get(f"{base_url}/v1/models", timeout=30).status_code == 401
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{base_url}/v1/models", headers=headers, timeout=30).status_code == 200
+        wrong = {"Authorization": "Bearer another-key"}
+        assert httpx.get(f"{base_url}/v1/models", headers=wrong, timeout=30).status_code == 401
+    finally:
+        stop_server(process)
+    assert key not in log_path.read_text()  # hashed before the server sees it, never echoed
+
+
+def test_make_serve_with_keys_without_a_key_says_how_to_give_one(
+    catalog_file: Path, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "make.log"
+    process = _make("serve-with-keys", server_env(catalog_file), log_path)
+    try:
+        assert process.wait(timeout=60) != 0
+    finally:
+        stop_server(process)
+    assert "make serve-with-keys: set MODERATION_API_KEY=<key>" in log_path.read_text()
