@@ -84,7 +84,7 @@ def main() -> int:
     if not key:
         print(
             "refusing to hash an empty key: pipe the key in, e.g. "
-            "`printf %s \"$KEY\" | python -m service.auth` (is $KEY set?)",
+            '`printf %s "$KEY" | python -m service.auth` (is $KEY set?)',
             file=sys.stderr,
         )
         return 2
