@@ -78,9 +78,10 @@ bench: venv
 	$(PY) -m service.store ensure-default
 	$(PY) -m bench.run
 
-## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json.
+## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
+## placeholders a real deploy refuses. V=1 also prints a count per resource type.
 plan: venv
-	$(PY) -m infra.plan --stack $(STACK)
+	$(PY) -m infra.plan --stack $(STACK) $(if $(V),--verbose)
 
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan

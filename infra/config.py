@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.capacity import pods_per_node, room_on
+from infra.placeholders import describe, find_placeholders, under_mocks
 from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
@@ -680,6 +681,21 @@ def secret_settings() -> dict[str, Any]:
     }
 
 
+def refuse_placeholders(values: Mapping[str, Any]) -> None:
+    """A real deploy (not the mocks) with a placeholder left in the config stops here."""
+    if under_mocks():
+        return
+    found = find_placeholders(
+        {key: _decode(value) for key, value in values.items()}, secret_settings()
+    )
+    if found:
+        raise ConfigError(
+            f"{len(found)} placeholder value(s) in the stack config; replace each, e.g. "
+            "`pulumi config set --path '<key after moderation:>' <value>`, or edit "
+            "Pulumi.<stack>.yaml (docs/deploy.md):\n  " + describe(found)
+        )
+
+
 def load_stack_config() -> StackConfig:
     """Read this stack's config from the Pulumi engine (or from the plan tool's mocks)."""
     keys = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
@@ -688,4 +704,6 @@ def load_stack_config() -> StackConfig:
         for key in keys
         if key.startswith(f"{NAMESPACE}:") or key.startswith("gcp:")
     }
-    return parse_stack_config(values)
+    config = parse_stack_config(values)
+    refuse_placeholders(values)
+    return config

@@ -52,3 +52,15 @@ def test_an_invoke_without_a_mock_fails_instead_of_answering_nothing() -> None:
     assert project["number"].isdigit()
     with pytest.raises(NotImplementedError, match="gcp:compute/getZones:getZones"):
         mocks.call(MockCallArgs("gcp:compute/getZones:getZones", {}, ""))
+
+
+def test_plan_is_quiet_and_warns_about_each_committed_placeholder(plan: Plan) -> None:
+    """`make plan`: one summary line, then the placeholders a real deploy would refuse."""
+    lines = plan.log.splitlines()
+    assert lines[0].startswith(f"{len(plan['resources'])} resources of ")
+    assert lines[1].startswith(f"warning: {len(lines) - 2} placeholder value(s) in Pulumi.")
+    assert "moderation:budget.billingAccount: '000000-000000-000000'" in plan.log
+    assert "moderation:release.stable.image:" in plan.log
+    assert "moderation:edge.domains[0]:" in plan.log
+    assert "(documentation IP range" in plan.log
+    assert "apiKeyHashes" not in plan.log  # not committed: the plan's own stand-in
