@@ -10,7 +10,7 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv serve serve-with-keys test lint format bento import-model plan cost image-test bench audit lock clean
+.PHONY: venv serve serve-with-keys docs test lint format bento import-model plan cost image-test bench audit lock clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
@@ -45,6 +45,11 @@ serve-with-keys: venv
 ## test: lint, format check and the whole test suite.
 test: venv lint
 	$(PY) -m pytest
+
+## docs: build the docs set (README.md + docs/, mkdocs.yml) into build/site; strict, so a broken link
+## or anchor fails (tests/test_docs.py runs the same build in `make test`).
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check .
