@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 ## serve: run the moderation API locally on $(PORT), auth disabled, offline default model.
 serve: venv
 	$(PY) -m service.store ensure-default
-	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1)."
+	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1); MODERATION_API_KEY=<key> make serve-with-keys requires them."
 	MODERATION_AUTH_DISABLED=1 $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
 ## serve-with-keys: like serve, with API keys required as when deployed:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from pulumi.runtime import MockCallArgs
 
 from infra.plan import GET_PROJECT, REDACTED, PlanMocks, normalise
-from tests.infra.conftest import Plan
+from tests.infra.conftest import ROOT, Plan
 
 
 def test_plan_document_has_the_contract_shape(plan: Plan) -> None:
@@ -64,3 +68,21 @@ def test_plan_is_quiet_and_warns_about_each_committed_placeholder(plan: Plan) ->
     assert "moderation:edge.domains[0]:" in plan.log
     assert "(documentation IP range" in plan.log
     assert "apiKeyHashes" not in plan.log  # not committed: the plan's own stand-in
+
+
+def test_verbose_plan_prints_a_count_per_resource_type(tmp_path: Path) -> None:
+    output = tmp_path / "dev.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.plan", "--stack", "dev", "--output", str(output), "-v"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    counts = Counter(resource["type"] for resource in json.loads(output.read_text())["resources"])
+    lines = result.stdout.splitlines()
+    assert [line.split() for line in lines[: len(counts)]] == [
+        [resource_type, str(count)] for resource_type, count in sorted(counts.items())
+    ]
+    assert lines[len(counts)].startswith(f"{sum(counts.values())} resources of {len(counts)} types")
