@@ -15,6 +15,7 @@ from service.auth import hash_key
 from tests.fixtures.catalog import StoredModels, catalog_document
 from tests.fixtures.servers import (
     REPO_ROOT,
+    RunningServer,
     free_port,
     server_env,
     server_home,
@@ -76,6 +77,14 @@ def test_server_with_a_catalog_model_missing_from_the_store_names_the_fix(
     assert "make import-model SOURCE=" in error_line
     assert "cloud" not in output.lower()
     assert "Traceback" not in output
+
+
+def test_readiness_is_503_while_the_models_load_then_200(server: RunningServer) -> None:
+    """What the session server's /readyz answered from its first answer until it was ready."""
+    *loading, ready = server.readyz_statuses
+    assert ready == 200
+    assert loading, "the first answer was already 200: readiness did not wait for the models"
+    assert set(loading) == {503}
 
 
 def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_path: Path) -> None:
