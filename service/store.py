@@ -3,7 +3,8 @@
 `python -m service.store ensure-default` stores the offline default model (alt-profanity-check's
 scikit-learn pipeline, shipped inside the PyPI package) unless it is already there. It never
 touches the network. `python -m service.store import --source <hub id|dir>` stores a Hugging Face
-classifier (service/model_import.py); only a Hub source needs the network.
+classifier (service/model_import.py); only a Hub source needs the network. `LocalModel` is how
+the services reference those models: a missing one fails `bentoml serve` naming these commands.
 """
 
 from __future__ import annotations
