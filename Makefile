@@ -42,8 +42,8 @@ serve-with-keys: venv
 	echo "make serve-with-keys: API keys REQUIRED (Authorization: Bearer <key>)."; \
 	exec $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
-## test: lint, format check and the whole test suite.
-test: venv lint
+## test: lint, format check, the docs build (strict: broken links fail) and the whole test suite.
+test: venv lint docs
 	$(PY) -m pytest
 
 ## docs: build the docs set (README.md + docs/, mkdocs.yml) into build/site; strict, so a broken link
