@@ -186,3 +186,27 @@ def test_a_broken_link_fails_the_docs_build(tmp_path: Path, page: str, broken: s
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
     assert len(warnings) == 1, result.stderr  # the broken link, and nothing else
     assert "no-such" in warnings[0] or "no_such" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("message", "source"),
+    [
+        ("is not in the BentoML model store", "service/store.py"),
+        ("no API keys configured: set MODERATION_API_KEY_HASHES", "service/auth.py"),
+        ("is not 'sha256:<64 hex digits>'", "service/auth.py"),
+        ("refusing to hash an empty key", "service/auth.py"),
+        ("The models are still loading; retry shortly.", "service/app.py"),
+        ("make import-model: SOURCE is required", "Makefile"),
+        ("cannot reach the Hugging Face Hub", "service/model_import.py"),
+        ("not found on the Hub", "service/model_import.py"),
+        ("placeholder value(s) in the stack config; replace each", "infra/config.py"),
+        ("placeholder value(s) in", "infra/plan.py"),
+        ("invalid stack configuration:", "infra/config.py"),
+        ("make audit needs the internet", "Makefile"),
+        ("the internet is reachable, but", "Makefile"),
+    ],
+)
+def test_troubleshooting_quotes_the_messages_the_code_prints(message: str, source: str) -> None:
+    """A reworded error breaks this, not the newcomer searching the page for what they saw."""
+    assert message in (ROOT / "docs" / "troubleshooting.md").read_text()
+    assert message in (ROOT / source).read_text()
