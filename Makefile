@@ -10,7 +10,7 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv checkov serve test lint format bento import-model plan cost image-test bench audit lock clean
+.PHONY: venv checkov serve serve-with-keys docs test lint format bento import-model compare plan cost image-test bench audit lock clean
 
 # torch==2.13.0+cpu is only on the PyTorch CPU index (PyPI's torch is the CUDA build), so pip
 # looks there too. Where that index is unreachable, pip retries it for every package: one retry
@@ -41,12 +41,32 @@ checkov: $(CHECKOV_VENV)/.installed
 ## serve: run the moderation API locally on $(PORT), auth disabled, offline default model.
 serve: venv
 	$(PY) -m service.store ensure-default
-	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1)."
+	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1); MODERATION_API_KEY=<key> make serve-with-keys requires them."
 	MODERATION_AUTH_DISABLED=1 $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
-## test: lint, format check and the whole test suite.
-test: venv checkov lint
+## serve-with-keys: like serve, with API keys required as when deployed:
+## MODERATION_API_KEY=<key> make serve-with-keys (the key is hashed here, never stored), or with
+## MODERATION_API_KEY_HASHES / MODERATION_API_KEY_HASHES_FILE already set.
+serve-with-keys: venv
+	$(PY) -m service.store ensure-default
+	@if [ -n "$$MODERATION_API_KEY" ]; then \
+	  MODERATION_API_KEY_HASHES=$$(printf %s "$$MODERATION_API_KEY" | $(PY) -m service.auth) || exit 2; \
+	  export MODERATION_API_KEY_HASHES; \
+	elif [ -z "$$MODERATION_API_KEY_HASHES$$MODERATION_API_KEY_HASHES_FILE" ]; then \
+	  echo 'make serve-with-keys: set MODERATION_API_KEY=<key> (make one: .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(32))"), or MODERATION_API_KEY_HASHES=sha256:<hex>' >&2; \
+	  exit 2; \
+	fi; \
+	echo "make serve-with-keys: API keys REQUIRED (Authorization: Bearer <key>)."; \
+	exec $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+
+## test: lint, format check, the docs build (strict: broken links fail) and the whole test suite.
+test: venv checkov lint docs
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) -m pytest
+
+## docs: build the docs set (README.md + docs/, mkdocs.yml) into build/site; strict, so a broken link
+## or anchor fails (tests/test_docs.py runs the same build in `make test`).
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -63,7 +83,19 @@ bento: venv
 
 ## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
 import-model: venv
+	@if [ -z "$(SOURCE)" ]; then \
+	  echo "make import-model: SOURCE is required: a Hugging Face model id or a local model directory, e.g. make import-model SOURCE=KoalaAI/Text-Moderation REVISION=<commit> (docs/models.md)" >&2; \
+	  exit 2; \
+	fi
 	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
+
+## compare: BASELINE=<model or Bento tag[@model]> CANDIDATE=<same> [TEXTS=<file.jsonl>]
+## [MIN_AGREEMENT=<0-1>]: both models score the same texts in-process; writes build/compare/
+## (report.json, report.md, score_distributions.png); exits 1 below MIN_AGREEMENT (bench/compare.py).
+compare: venv
+	$(PY) -m service.store ensure-default
+	$(PY) -m bench.compare --baseline "$(BASELINE)" --candidate "$(CANDIDATE)" \
+	  $(if $(TEXTS),--texts "$(TEXTS)") $(if $(MIN_AGREEMENT),--min-agreement "$(MIN_AGREEMENT)")
 
 ## image-test: opt-in, not in `make test` (root, buildah, debootstrap; 10-15 min): build the Bento's
 ## image with buildah from BentoML's Dockerfile and check it serves /readyz, non-root, CPU torch.
@@ -76,9 +108,10 @@ bench: venv
 	$(PY) -m service.store ensure-default
 	$(PY) -m bench.run
 
-## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json.
+## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
+## placeholders a real deploy refuses. V=1 also prints a count per resource type.
 plan: venv
-	$(PY) -m infra.plan --stack $(STACK)
+	$(PY) -m infra.plan --stack $(STACK) $(if $(V),--verbose)
 
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan

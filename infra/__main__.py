@@ -23,7 +23,7 @@ from infra.config import load_stack_config
 from infra.edge.api_keys import ApiKeys, ApiKeysArgs
 from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs, RateLimit
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
-from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, WeightedBackend
+from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
 from infra.image import BentoImage, BentoImageArgs
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
@@ -94,7 +94,7 @@ workload = Workload(
     opts=in_cluster,
 )
 
-# --- edge: API keys, release tracks (stable + optional canary), Cloud Armor, HTTPS gateway --------
+# --- edge: API keys, release tracks (stable + optional canary/shadow), Cloud Armor, HTTPS gateway
 edge = config.edge
 api_keys = ApiKeys(
     "moderation",
@@ -107,13 +107,12 @@ api_keys = ApiKeys(
     ),
     opts=in_cluster,
 )
-releases = {"stable": config.release.stable, "canary": config.release.canary}
+releases = {"stable": config.release.stable, **config.release.candidates}
 # Each release runs its prebuilt image, or the image this program builds from its Bento.
 images = {
     track: release.image
     or BentoImage(f"moderation-{track}", BentoImageArgs(release.bento, registry)).ref
     for track, release in releases.items()
-    if release is not None
 }
 tracks = {
     track: ModelDeployment(
@@ -134,7 +133,6 @@ tracks = {
         ),
     )
     for track, release in releases.items()
-    if release is not None
 }
 GATEWAY_NAME = "moderation"
 canary_weight = config.release.canary.weight if config.release.canary else 0
@@ -144,7 +142,8 @@ armor = ArmorPolicy(
     ArmorPolicyArgs(
         policy_name=f"moderation-{config.environment}-edge",
         per_ip=RateLimit(edge.armor.per_ip.count, edge.armor.per_ip.interval_sec),
-        backends=len(tracks),
+        # Tracks clients' requests are routed to; the shadow only gets the mirror's copies.
+        backends=sum(1 for track in tracks if track in weights),
         ip_ban_duration_sec=edge.armor.ip_ban_duration_sec,
         deny_ip_ranges=edge.armor.deny_ip_ranges,
         deny_region_codes=edge.armor.deny_region_codes,
@@ -174,7 +173,11 @@ gateway = EdgeGateway(
         backends=[
             WeightedBackend(track, deployment.service_name, deployment.service_port, weights[track])
             for track, deployment in tracks.items()
+            if track in weights
         ],
+        mirror=MirrorBackend("shadow", tracks["shadow"].service_name, tracks["shadow"].service_port)
+        if "shadow" in tracks
+        else None,
         log_sample_rate=edge.log_sample_rate,
         backend_timeout_sec=edge.backend_timeout_sec,
         connection_draining_sec=edge.connection_draining_sec,
@@ -209,6 +212,7 @@ alerting = Alerting(
         public_host=config.edge.domains[0],
         settings=observed,
         log_metrics=logs.log_metrics,
+        candidate_tracks=list(config.release.candidates),
     ),
 )
 if scales_on_serving_metric:
@@ -259,6 +263,7 @@ pulumi.export("edgeIp", endpoint.address)
 pulumi.export("dnsAuthorizationRecords", endpoint.dns_authorization_records)
 pulumi.export("apiKeysSecret", api_keys.secret_name)
 pulumi.export("canaryWeight", canary_weight)
+pulumi.export("releaseTracks", {track: release.bento for track, release in releases.items()})
 pulumi.export("workloadServiceAccount", workload.gcp_service_account.email)
 pulumi.export("logsBigQueryDataset", logs.bigquery_dataset)
 pulumi.export("logsArchiveBucket", logs.archive_bucket)

@@ -99,6 +99,7 @@ def _finish_plan(process: subprocess.Popen[str], output: Path) -> Plan:
     assert process.returncode == 0, log
     plan = Plan(json.loads(output.read_text()))
     plan.options = json.loads(output.with_suffix(".options.json").read_text())
+    plan.log = log  # what `make plan` printed
     return plan
 
 
