@@ -139,19 +139,22 @@ def test_deny_listed_regions_fit_the_expression_limit() -> None:
 
 
 def test_a_running_canary_splits_the_per_ip_limit_between_the_tracks(plan_variant) -> None:
-    """Armor counts per backend service; two tracks must not give a client twice the limit."""
+    """Armor counts per backend service; two tracks must not give a client twice the limit.
+    A shadow only gets the load balancer's copies of requests: it takes no share."""
 
-    def with_canary(config: dict[str, Any]) -> None:
-        stable = config["moderation:release"]["stable"]
-        config["moderation:release"]["canary"] = {
-            "bento": "moderation:0.2.0",
-            "image": stable["image"].replace("sha256:0", "sha256:1", 1),
-            "weight": 10,
-        }
+    def with_candidates(*tracks: str) -> Any:
+        def change(config: dict[str, Any]) -> None:
+            for index, track in enumerate(tracks):
+                release = {"bento": f"moderation:0.{index + 2}.0"}
+                config["moderation:release"][track] = (
+                    {**release, "weight": 10} if track == "canary" else release
+                )
 
-    canary = plan_variant("dev", with_canary)
+        return change
+
+    canary = plan_variant("dev", with_candidates("canary", "shadow"))
     limit = _armor(canary)["perIp"]["count"]
     threshold = _rate_limited(canary, "IP")["rateLimitOptions"]["rateLimitThreshold"]
-    assert len(canary.of_type("kubernetes:apps/v1:Deployment")) >= 2
+    assert len(canary.of_type("kubernetes:apps/v1:Deployment")) >= 3
     assert threshold["count"] * 2 <= limit
     assert threshold["count"] == per_backend_count(RateLimit(limit, 60), 2)
