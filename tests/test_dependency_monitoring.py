@@ -91,4 +91,10 @@ def test_make_audit_without_the_internet_fails_with_the_tools_own_error() -> Non
     )
     assert result.returncode != 0
     assert "pip-audit --requirement" in result.stdout
+    # What docs/troubleshooting.md tells a reader to look for.
+    assert "Max retries exceeded with url: /pypi/" in result.stderr
+    assert (
+        "Max retries exceeded with url: /pypi/"
+        in (ROOT / "docs" / "troubleshooting.md").read_text()
+    )
     assert "Connection refused" in result.stderr
