@@ -158,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     except (BuildError, ValueError, OSError, NotFound) as error:
         print(f"make bento failed: {error}", file=sys.stderr)
         return 2
+    print(f"Image build context: {context.relative_to(REPO_ROOT)} (pulumi up builds it)")
     if not args.export_only:
         print(
             f"Built from catalog {catalog_file}. Serve it locally without keys: "
             f"MODERATION_AUTH_DISABLED=1 .venv/bin/bentoml serve {tag} (to require keys, set "
             "MODERATION_API_KEY_HASHES instead: docs/deploy.md#api-keys)"
         )
-    print(f"Image build context: {context.relative_to(REPO_ROOT)} (pulumi up builds it)")
     print(tag)
     return 0
 
