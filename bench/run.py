@@ -177,18 +177,25 @@ def _printed(name: str, entry: Entry) -> Entry:
 
 
 def bench_limit(
-    spec: ModelSpec, texts: Sequence[str], levels: list[int], duration_s: float
+    spec: ModelSpec,
+    texts: Sequence[str],
+    levels: list[int],
+    duration_s: float,
+    cpu_per_text: dict[str, float],
 ) -> list[Entry]:
     """Batches of N consecutive texts scored back to back in this process; each text of a
-    batch waits the whole batch, so a batch's time is its texts' latency."""
+    batch waits the whole batch, so a batch's time is its texts' latency. `cpu_per_text` gets
+    the CPU seconds per text at each N: unlike wall time, other work on the machine barely
+    changes it, so it is the figure capacity planning scales from."""
     from service.backends import CategoryScorer
 
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
-    scorer.score(texts[: max(levels)])  # warm-up: first calls allocate
+    scorer.score(texts[:2])  # warm-up: first calls allocate
     results = []
     for size in levels:
         latencies: list[float] = []
         done = 0
+        cpu_started = time.process_time()
         started = time.perf_counter()
         while time.perf_counter() - started < duration_s:
             offset = done % len(texts)
@@ -198,6 +205,7 @@ def bench_limit(
             latencies += [time.perf_counter() - sent] * size
             done += size
         elapsed = time.perf_counter() - started
+        cpu_per_text[str(size)] = round((time.process_time() - cpu_started) / done, 4)
         results.append(_printed("limit", _entry(size, done, elapsed, latencies, 0)))
     del scorer
     gc.collect()
@@ -418,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             f"bench/texts.py's mix, levels {levels}, {duration_s:g} s each",
             flush=True,
         )
-        limit = bench_limit(spec, texts, levels, duration_s)
+        cpu_per_text: dict[str, float] = {}
+        limit = bench_limit(spec, texts, levels, duration_s, cpu_per_text)
         service, batches = bench_service(catalog, texts, levels, duration_s, work)
         fp32 = spec.model_copy(update={"precision": Precision.FP32})
         baseline_catalog = write_catalog(work / "baseline-catalog.yaml", fp32)
@@ -430,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": started.isoformat(timespec="seconds"),
         "duration_per_level_s": duration_s,
         "texts": f"bench/texts.py, {TEXT_COUNT} texts, seed {SEED}",
+        "limit_cpu_seconds_per_text": cpu_per_text,
     }
     command = " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
     results = Results(
