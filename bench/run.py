@@ -60,6 +60,7 @@ STOP_TIMEOUT_S = 30
 # A fp32 baseline at 32 clients answers in seconds: never count slowness as an error.
 REQUEST_TIMEOUT_S = 300.0
 TEXT_COUNT = 512
+WARM_UP_REQUESTS = 3
 CONTESTANTS = ("limit", "service", "baseline")
 
 
@@ -220,10 +221,11 @@ def sweep(
     duration_s: float,
     headers: dict[str, str],
 ) -> tuple[list[Entry], list[LevelResult]]:
-    """A short unrecorded warm-up, then each level in turn, printed as it finishes."""
-    options = {"max_requests": 1_000_000, "texts": texts, "headers": headers}
-    options["request_timeout_s"] = REQUEST_TIMEOUT_S
-    asyncio.run(run_level(base_url, max(levels), min(duration_s, 2.0), **options))
+    """A few unrecorded requests one at a time (a warm-up at full concurrency would leave a slow
+    model a backlog that the first levels then wait behind), then each level in turn."""
+    options = {"texts": texts, "headers": headers, "request_timeout_s": REQUEST_TIMEOUT_S}
+    asyncio.run(run_level(base_url, 1, REQUEST_TIMEOUT_S, max_requests=WARM_UP_REQUESTS, **options))
+    options["max_requests"] = 1_000_000
     entries, raw = [], []
     for concurrency in levels:
         level = asyncio.run(run_level(base_url, concurrency, duration_s, **options))

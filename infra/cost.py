@@ -578,7 +578,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{usage.log_gib:g} GiB logs; see infra/cost.py)"
     )
     print(render(items, title))
+    print(serving_summary(plan, usage, items))
     return 0
+
+
+def serving_summary(plan: Mapping[str, Any], usage: Usage, items: list[LineItem]) -> str:
+    """The model pool at the expected peak, from the measured per-pod throughput, and the cost
+    of a million moderated texts (one text per request)."""
+    from infra.capacity import MEASURED, PEAK_TO_MEAN, serving_plan  # capacity imports this module
+
+    sized = serving_plan(plan, usage.requests_millions)
+    low, high = (
+        sum(getattr(i, end) for i in items) / usage.requests_millions for end in ("low", "high")
+    )
+    return "\n".join(
+        [
+            f"Capacity ({MEASURED.source}): one model pod sustains "
+            f"{sized.pod_texts_per_s:.1f} texts/s; expected peak {sized.peak_texts_per_s:.1f} "
+            f"texts/s ({usage.requests_millions:g}M a month x {PEAK_TO_MEAN:g}) needs "
+            f"{sized.pods_at_peak} pods = {sized.nodes_at_peak} model nodes "
+            f"({sized.pods_per_node} pods per node, pool maximum {sized.max_nodes}).",
+            f"Cost per million moderated texts: ${low:,.2f} at minimum scale, "
+            f"${high:,.2f} at maximum.",
+        ]
+    )
 
 
 if __name__ == "__main__":
