@@ -288,7 +288,9 @@ def test_real_plans_are_priced_and_prod_costs_more_than_dev(plans: dict, tmp_pat
         assert sum(line.startswith("nodes ") for line in lines) == len(pools)
         for needed in ("load balancer", "Cloud Armor", "BigQuery log sink", "log archive bucket"):
             assert any(line.startswith(needed) for line in lines), f"{stack}: no {needed} line"
-        low, high = (float(x.replace(",", "")) for x in lines[-1].split()[1:])
+        (total,) = [line for line in lines if line.startswith("TOTAL")]
+        low, high = (float(x.replace(",", "")) for x in total.split()[1:])
+        assert any(line.startswith("Cost per million moderated texts: $") for line in lines)
         assert 0 < low <= high
         totals[stack] = low
     assert totals["prod"] > totals["dev"]
