@@ -16,6 +16,7 @@ from bentoml.exceptions import BentoMLException
 from fastapi import Request
 
 from service.api import BEARER_AUTH, ApiError, RequestId, create_app, state
+from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
@@ -214,3 +215,4 @@ class Moderation:
 
 Moderation.add_asgi_middleware(RequestId)
 Moderation.add_asgi_middleware(ReleaseVersion)
+Moderation.add_asgi_middleware(ApiDocs)
