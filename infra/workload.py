@@ -66,6 +66,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
+from infra.capacity import inference_threads
 from infra.config import APP, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
 from infra.observability import metrics as m
@@ -230,6 +231,12 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
         # The request log's `logging.googleapis.com/trace` names the project's trace.
         EnvVarArgs(name="GOOGLE_CLOUD_PROJECT", value=args.project),
+        # Intra-op threads = the CPU the pod is guaranteed: torch would otherwise start one per
+        # core of the node, and threads contending for too few cores run several times slower.
+        EnvVarArgs(
+            name="MODERATION_INFERENCE_THREADS",
+            value=str(inference_threads(config.resources.cpu_request)),
+        ),
     ]
     if args.api_keys is not None:
         volumes.append(

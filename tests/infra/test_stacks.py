@@ -47,14 +47,14 @@ EXPECTED_DIFFERENCES = {
     },
     "gcp:kms/cryptoKey:CryptoKey": {"labels.environment"},
     "kubernetes:apps/v1:Deployment": {
-        *(
-            f"spec.template.spec.containers.resources.{kind}.{resource}"
-            for kind in ("requests", "limits")
-            for resource in ("cpu", "memory")
-        ),
-        # dev builds its image from the Bento, prod runs a prebuilt one (release.stable.image).
-        "spec.template.spec.containers.image",
-    },
+        f"spec.template.spec.containers.resources.{kind}.{resource}"
+        for kind in ("requests", "limits")
+        for resource in ("cpu", "memory")
+    }
+    # MODERATION_INFERENCE_THREADS: the whole cores of the CPU request.
+    | {"spec.template.spec.containers.env.value"}
+    # dev builds its image from the Bento, prod runs a prebuilt one (release.stable.image).
+    | {"spec.template.spec.containers.image"},
     # The metrics adapter admits its callers from the control plane's range (network.masterCidr).
     "kubernetes:networking.k8s.io/v1:NetworkPolicy": {"spec.ingress.from.ipBlock.cidr"},
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": {
