@@ -96,6 +96,7 @@ workload = Workload(
 
 # --- edge: API keys, release tracks (stable + optional canary/shadow), Cloud Armor, HTTPS gateway
 edge = config.edge
+GATEWAY_NAME = "moderation"  # the log sinks and LB metrics pick its load balancer by this name
 api_keys = ApiKeys(
     "moderation",
     ApiKeysArgs(
@@ -134,7 +135,6 @@ tracks = {
     )
     for track, release in releases.items()
 }
-GATEWAY_NAME = "moderation"
 canary_weight = config.release.canary.weight if config.release.canary else 0
 weights = {"stable": 100 - canary_weight, "canary": canary_weight}
 armor = ArmorPolicy(
