@@ -16,6 +16,7 @@ import numpy as np
 
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES, Category
+from service.normalize import normalize
 
 SKLEARN_PIPELINE_FILE = "pipeline.joblib"
 # Longest token sequence scored; longer texts are truncated (DeBERTa-v3 was trained on 512).
@@ -109,7 +110,12 @@ class CategoryScorer:
         }
 
     def score(self, texts: Sequence[str]) -> list[dict[Category, float]]:
-        """Every category per text; a category fed by several labels takes the highest."""
+        """Every category per text; a category fed by several labels takes the highest.
+
+        The one place texts reach a model: normalised here when the catalog says so.
+        """
+        if self.spec.normalize:
+            texts = [normalize(text) for text in texts]
         probabilities = self._scorer.predict(texts)
         results: list[dict[Category, float]] = []
         for row in probabilities:

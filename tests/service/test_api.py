@@ -192,7 +192,17 @@ def test_openapi_document_describes_the_api(server: RunningServer) -> None:
     one_text, texts = request_schema["properties"]["input"]["anyOf"]
     assert one_text["maxLength"] == texts["items"]["maxLength"] == MAX_CHARS  # this server's
     assert (texts["minItems"], texts["maxItems"]) == (1, MAX_INPUTS)
-    assert set(operation["responses"]) == {"200", "400", "401", "404", "413", "500", "503"}
+    assert set(operation["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "404",
+        "408",
+        "413",
+        "429",
+        "500",
+        "503",
+    }
     assert "ModerationResponse" in spec["components"]["schemas"]
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
