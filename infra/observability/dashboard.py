@@ -81,7 +81,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         count = m.promql_selector(metric.series("_count"), scope)
         return f"sum(rate({total}[5m])) / sum(rate({count}[5m]))"
 
-    endpoint = {"endpoint": "/v1/moderations"}
+    endpoint = {"route": m.MODERATION_ROUTE}
     charts: list[tuple[str, str, list[dict[str, Any]]]] = [
         (
             "Requests per second by status code",
