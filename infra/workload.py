@@ -218,6 +218,12 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         # at run time: the models are in the image.
         EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/.cache"),  # noqa: S108
         EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+        # The authoritative per-key limit (the edge's per-key rule is only a coarse outer bound).
+        EnvVarArgs(
+            name="MODERATION_KEY_REQUESTS_PER_MINUTE",
+            value=str(config.key_rate_limit.requests_per_minute),
+        ),
+        EnvVarArgs(name="MODERATION_KEY_BURST", value=str(config.key_rate_limit.burst)),
     ]
     if args.api_keys is not None:
         volumes.append(

@@ -50,7 +50,8 @@ EXPECTED_DIFFERENCES = {
         f"spec.template.spec.containers.resources.{kind}.{resource}"
         for kind in ("requests", "limits")
         for resource in ("cpu", "memory")
-    },
+    }
+    | {"spec.template.spec.containers.env.value"},  # the per-key rate limit (workload config)
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": {
         "spec.minReplicas",
         "spec.maxReplicas",
