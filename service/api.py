@@ -41,6 +41,7 @@ PROTECTED_PREFIX = "/v1/"
 # nginx's status for "the client closed the connection before the answer": not a server error.
 CLIENT_CLOSED_REQUEST = 499
 UNKNOWN_ROUTE = "unknown"
+METRICS_PATH = "/metrics"
 # Bodies up to this size are parsed on the event loop (under a millisecond); larger ones in a
 # worker thread, one at a time, so that they cannot hold up other requests for long.
 INLINE_PARSE_BYTES = 16 * 1024
@@ -153,7 +154,7 @@ def create_app() -> FastAPI:
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:
         return error_response(500, "The server had an error processing the request.")
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(METRICS_PATH, include_in_schema=False)
     async def _metrics() -> Response:
         """Prometheus exposition; BentoML's own /metrics is off with its raw-path metrics."""
         content = await anyio.to_thread.run_sync(exposition)
@@ -229,7 +230,11 @@ class RequestId(HttpMiddleware):
 
 
 class RequestLog(HttpMiddleware):
-    """The JSON log line and the request counter, for every request the API app answers."""
+    """The JSON log line and the request metrics, for every request the API app answers but the
+    scrapes of its /metrics (like BentoML's probes, not logged)."""
+
+    def applies_to(self, scope: Scope) -> bool:
+        return scope["path"] != METRICS_PATH
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
