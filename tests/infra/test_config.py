@@ -218,3 +218,10 @@ def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert "moderation:cluster.deletionProtection must be true in prod" in result.stderr
     assert not (tmp_path / "plan.json").exists()
+
+
+def test_a_per_key_rate_limit_without_any_burst_is_rejected_with_its_key() -> None:
+    def no_burst(config: dict[str, Any]) -> None:
+        config["moderation:workload"]["keyRateLimit"] = {"requestsPerMinute": 60, "burst": 0}
+
+    assert "moderation:workload.keyRateLimit.burst" in _error(_with("dev", no_burst))
