@@ -11,7 +11,7 @@ import yaml
 
 from service.auth import hash_key
 from tests.fixtures.catalog import StoredModels, catalog_document
-from tests.fixtures.servers import server_env, start_server, stop_server
+from tests.fixtures.servers import RunningServer, server_env, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,14 @@ def test_server_with_unusable_settings_refuses_to_start(
     assert "Traceback" not in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2)
+
+
+def test_readiness_is_503_while_the_models_load_then_200(server: RunningServer) -> None:
+    """What the session server's /readyz answered from its first answer until it was ready."""
+    *loading, ready = server.readyz_statuses
+    assert ready == 200
+    assert loading, "the first answer was already 200: readiness did not wait for the models"
+    assert set(loading) == {503}
 
 
 def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_path: Path) -> None:
