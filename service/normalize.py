@@ -71,9 +71,10 @@ def _strip_marks_on_ascii(text: str) -> str:
 def normalize(text: str) -> str:
     """The text as a reader sees it: NFKC, no invisibles, no marks on ASCII letters, look-alikes
     folded to ASCII, spelt-out words joined."""
-    # Folded before NFKC too: NFKC maps some look-alikes (Greek lunate sigma) to others.
-    text = unicodedata.normalize("NFKC", text.translate(_fold_table()))
-    text = "".join(char for char in text if not _is_invisible(char))
-    text = _strip_marks_on_ascii(text)
-    text = text.translate(_fold_table())
+    if not text.isascii():  # the common case skips the per-character steps
+        # Folded before NFKC too: NFKC maps some look-alikes (Greek lunate sigma) to others.
+        text = unicodedata.normalize("NFKC", text.translate(_fold_table()))
+        text = "".join(char for char in text if not _is_invisible(char))
+        text = _strip_marks_on_ascii(text)
+        text = text.translate(_fold_table())
     return _SPACED_LETTERS.sub(lambda match: match.group().replace(" ", ""), text)
