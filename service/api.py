@@ -161,9 +161,11 @@ def create_app() -> FastAPI:
         return Response(content, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.router.routes.append(UnknownApiPath(app.router.routes))
-    # The last added runs first: log every answer, then check the key, then bound the body.
+    # The last added runs first: log every answer, bound its time, then check the key, then
+    # bound the body.
     app.add_middleware(BodySizeLimit)
     app.add_middleware(ApiKeyAuth)
+    app.add_middleware(RequestDeadline)
     app.add_middleware(RequestLog)
     return app
 
@@ -280,6 +282,28 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template, never the request path: a bounded metric label."""
     route = scope.get("route")
     return route.path if isinstance(route, APIRoute) else UNKNOWN_ROUTE
+
+
+class RequestDeadline(HttpMiddleware):
+    """504 with the OpenAI body once a request has taken `request_timeout_s`, before BentoML's own
+    traffic timeout would answer a bare 504 from outside the app (no body, no X-Request-ID)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            async with asyncio.timeout(scope["app"].state.request_timeout_s) as deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if not deadline.expired() or started:
+                raise
+            response = error_response(504, "The server did not answer in time; retry.")
+            await response(scope, receive, send)
 
 
 # Declares the bearer scheme in the OpenAPI document (as a route dependency); ApiKeyAuth below

@@ -94,6 +94,7 @@ class Moderation:
         )
         api.state.max_body_bytes = self.settings.max_body_bytes
         api.state.body_timeout_s = self.settings.body_timeout_s
+        api.state.request_timeout_s = self.settings.request_timeout_s
         api.state.key_rate_limiter = (
             KeyRateLimiter(self.settings.key_requests_per_minute, self.settings.key_burst)
             if self.settings.key_requests_per_minute
@@ -118,7 +119,7 @@ class Moderation:
     @api.post(
         "/v1/moderations",
         response_model=ModerationResponse,
-        responses=_error_responses(400, 401, 404, 408, 413, 429, 500, 503),
+        responses=_error_responses(400, 401, 404, 408, 413, 429, 500, 503, 504),
         dependencies=[BEARER_AUTH],
         summary="Classify text(s) for harmful content (OpenAI Moderation API shape).",
         openapi_extra={

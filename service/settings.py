@@ -27,6 +27,12 @@ class Settings(BaseModel):
     body_timeout_s: float = Field(
         default=10.0, gt=0, le=50, description="Time to receive a whole body (then 408)."
     )
+    request_timeout_s: float = Field(
+        default=50.0,
+        gt=0,
+        le=55,
+        description="Time to answer (then 504); under BentoML's 60 s traffic timeout.",
+    )
     key_requests_per_minute: int = Field(
         default=0, ge=0, description="Per-API-key limit of this process (then 429); 0 = none."
     )
@@ -44,6 +50,7 @@ class Settings(BaseModel):
                 "max_input_chars",
                 "max_body_bytes",
                 "body_timeout_s",
+                "request_timeout_s",
                 "key_requests_per_minute",
                 "key_burst",
             )

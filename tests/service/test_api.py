@@ -202,6 +202,7 @@ def test_openapi_document_describes_the_api(server: RunningServer) -> None:
         "429",
         "500",
         "503",
+        "504",
     }
     assert "ModerationResponse" in spec["components"]["schemas"]
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
