@@ -2,8 +2,9 @@
 
 `Workload` holds what every release shares (namespace, service accounts, NetworkPolicy,
 PodMonitoring). `ModelDeployment` is one release track (Deployment, Service, HPA, PDB): the program
-creates the stable track, and during a rollout a canary track, once the API keys they mount exist;
-the edge's HTTPRoute splits traffic between the two Services.
+creates the stable track, and during a rollout a canary and/or a shadow track, once the API keys
+they mount exist; the edge's HTTPRoute splits client traffic between stable and canary and mirrors
+a copy of it to the shadow.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra.config import APP, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
+from infra.observability import metrics as m
 from infra.observability.metrics import REQUESTS_IN_FLIGHT
 from infra.workload_identity import workload_identity
 
@@ -75,6 +77,7 @@ SERVICE_PORT = 80
 # The user baked into BentoML's container images (`bentoml containerize`): uid/gid 1034.
 BENTO_UID = 1034
 TRACK_LABEL = "moderation.dev/track"
+VERSION_LABEL = "app.kubernetes.io/version"  # the Bento version of the pod's release
 API_KEYS_MOUNT = "/etc/moderation/api-keys"
 API_KEYS_REVISION_ANNOTATION = "moderation.dev/api-keys-revision"
 # Google Front End / L7 load balancer proxies and health checkers reach pods from these ranges.
@@ -130,7 +133,7 @@ class ModelDeployment(pulumi.ComponentResource):
         object_name = f"{APP}-{args.track}"
         selector = {"app.kubernetes.io/name": APP, TRACK_LABEL: args.track}
         version = args.release.bento.split(":", 1)[1]
-        labels = {**selector, "app.kubernetes.io/version": version}
+        labels = {**selector, VERSION_LABEL: version}
 
         def metadata(annotations: dict[str, str] | None = None) -> ObjectMetaArgs:
             return ObjectMetaArgs(
@@ -426,7 +429,14 @@ class Workload(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": app_selector},
                 "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
-                "targetLabels": {"fromPod": [{"from": TRACK_LABEL, "to": "track"}]},
+                # Every series carries its pod's track and Bento version: the dashboard and the
+                # rollout alerts compare candidates with stable without any service code.
+                "targetLabels": {
+                    "fromPod": [
+                        {"from": TRACK_LABEL, "to": m.TRACK},
+                        {"from": VERSION_LABEL, "to": m.VERSION},
+                    ]
+                },
             },
             opts=child,
         )

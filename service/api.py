@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Message, Receive, Scope, Send
 
+from service.api_docs import API_INFO
 from service.auth import ApiKeys, bearer_token
 from service.metrics import REQUEST_DURATION, REQUESTS, exposition
 from service.middleware import HttpMiddleware
@@ -121,9 +122,9 @@ def create_app() -> FastAPI:
     app = FastAPI(
         # A slash redirect would be built from the client's Host header (open redirect).
         redirect_slashes=False,
-        title="Moderation API",
+        title=API_INFO["title"],
         version=APP_VERSION,
-        description="OpenAI-compatible text moderation.",
+        description=API_INFO["description"],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # BentoML serves the merged spec at /docs.json
@@ -408,8 +409,9 @@ class BodySizeLimit(HttpMiddleware):
 
 class HardenedResponses(HttpMiddleware):
     """SECURITY_HEADERS on every response of the service, BentoML's own routes included, and no
-    redirects: Starlette's slash redirects build their Location from the client's Host header, so
-    one is answered with the 404 of an unknown path instead."""
+    redirect to another host: Starlette's slash redirects build an absolute Location from the
+    client's Host header, so such a redirect is answered with the 404 of an unknown path instead
+    (relative ones, like / -> /docs, stay)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
@@ -424,7 +426,7 @@ class HardenedResponses(HttpMiddleware):
 
         async def send_without_redirects(message: Message) -> None:
             nonlocal redirect
-            if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+            if message["type"] == "http.response.start" and _redirects_elsewhere(message):
                 redirect = True  # its body is dropped too
                 not_found = error_response(404, unknown_path_message(scope))
                 await not_found(scope, receive, send_with_headers)
@@ -432,6 +434,14 @@ class HardenedResponses(HttpMiddleware):
                 await send_with_headers(message)
 
         await self.app(scope, receive, send_without_redirects)
+
+
+def _redirects_elsewhere(start: Message) -> bool:
+    """A redirect whose Location names a host (`scheme://host/...` or `//host/...`)."""
+    if not 300 <= start["status"] < 400:
+        return False
+    locations = [value for name, value in start.get("headers", []) if name.lower() == b"location"]
+    return any(b"://" in location or location.startswith(b"//") for location in locations)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

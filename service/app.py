@@ -24,6 +24,7 @@ from service.api import (
     read_moderation_request,
     state,
 )
+from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
@@ -216,3 +217,4 @@ class Moderation:
 Moderation.add_asgi_middleware(RequestId)
 Moderation.add_asgi_middleware(ReleaseVersion)
 Moderation.add_asgi_middleware(HardenedResponses)
+Moderation.add_asgi_middleware(ApiDocs)

@@ -16,6 +16,7 @@ import numpy as np
 
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES, Category
+from service.metrics import SCORES
 from service.normalize import normalize
 
 SKLEARN_PIPELINE_FILE = "pipeline.joblib"
@@ -108,6 +109,11 @@ class CategoryScorer:
             ]
             for category in spec.covered_categories
         }
+        # The score distribution per category (what the dashboard compares between tracks).
+        self._histograms = {
+            category: SCORES.labels(model=spec.name, category=category)
+            for category in spec.covered_categories
+        }
 
     def score(self, texts: Sequence[str]) -> list[dict[Category, float]]:
         """Every category per text; a category fed by several labels takes the highest.
@@ -122,5 +128,6 @@ class CategoryScorer:
             scores = dict.fromkeys(CATEGORIES, 0.0)
             for category, columns in self._columns.items():
                 scores[category] = float(np.clip(row[columns].max(), 0.0, 1.0))
+                self._histograms[category].observe(scores[category])
             results.append(scores)
         return results

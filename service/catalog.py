@@ -7,6 +7,7 @@ import time because BentoML packs the models that the service classes name as at
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service.categories import Category
+from service.categories import CATEGORIES, Category
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 CATALOG_ENV = "MODERATION_CATALOG"
@@ -79,6 +80,17 @@ class ModelSpec(_Strict):
 
     def threshold(self, category: Category) -> float:
         return self.thresholds.get(category, self.default_threshold)
+
+    def flags(self, scores: Mapping[Category, float]) -> dict[Category, bool]:
+        """The service's decision per category: covered and at or over its threshold.
+
+        `make compare` (bench/compare.py) decides with this; a test pins it to the API's answers.
+        """
+        return {
+            category: category in self.covered_categories
+            and scores[category] >= self.threshold(category)
+            for category in CATEGORIES
+        }
 
 
 class Catalog(_Strict):

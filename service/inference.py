@@ -16,6 +16,7 @@ from service.catalog import load_catalog
 from service.categories import Category
 from service.metrics import INFERENCE_LATENCY
 from service.schemas import ModelCard
+from service.store import LocalModel
 
 CATALOG = load_catalog()
 # Wait this long at most to fill a batch before answering 503 (CPU inference of a full batch of
@@ -82,7 +83,7 @@ def _model_attribute(name: str) -> str:
 
 # Models must be class attributes for BentoML to pack them into the Bento.
 for _spec in CATALOG.models:
-    setattr(_Scorer, _model_attribute(_spec.name), bentoml.models.BentoModel(_spec.tag))
+    setattr(_Scorer, _model_attribute(_spec.name), LocalModel(_spec.tag))
 
 Scorer = bentoml.service(
     name="scorer",

@@ -10,6 +10,9 @@ catalog model names), never from what a client sends: BentoML's own HTTP metrics
 request path, so they are switched off on the API service (service/app.py) and
 `moderation_request_duration_seconds` {route, status_code} replaces them.
 
+`moderation_category_score` (histogram) is what the model answered before any threshold: the
+dashboard compares its distribution between release tracks (observed in service/backends.py).
+
 `bentoml.metrics` is prometheus_client, created lazily so that BentoML's multiprocess collector
 sees every worker's samples on /metrics.
 """
@@ -47,6 +50,12 @@ INPUT_CHARS = bentoml.metrics.Histogram(
     documentation="Length of each input text in characters, by model.",
     labelnames=["model"],
     buckets=(16, 64, 256, 1024, 4096, 16384, 65536),
+)
+SCORES = bentoml.metrics.Histogram(
+    name="moderation_category_score",
+    documentation="Each text's score in each category its model scores, by model and category.",
+    labelnames=["model", "category"],
+    buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
 REQUESTS_IN_FLIGHT = bentoml.metrics.Gauge(
     name="moderation_requests_in_flight",

@@ -109,6 +109,22 @@ def test_a_canary_needs_room_for_its_minimum_too() -> None:
         parse_stack_config(_config("dev", canary_at_the_edge))
 
 
+def test_a_shadow_needs_room_for_its_minimum_as_well() -> None:
+    def canary_and_shadow(config: dict[str, Any]) -> None:
+        # dev: 3 nodes x 2 pods = 6 = maxReplicas 4 + 1 surge + a canary's minimum of 1.
+        config["moderation:workload"]["autoscaling"]["maxReplicas"] = 4
+        stable = config["moderation:release"]["stable"]
+        config["moderation:release"]["canary"] = {
+            **stable,
+            "bento": "moderation:0.2.0",
+            "weight": 5,
+        }
+        config["moderation:release"]["shadow"] = {**stable, "bento": "moderation:0.3.0"}
+
+    with pytest.raises(ConfigError, match="fewer than the 7"):
+        parse_stack_config(_config("dev", canary_and_shadow))
+
+
 def test_gpu_pods_are_bounded_by_the_gpus_per_node() -> None:
     def on_gpus(config: dict[str, Any]) -> None:
         config["moderation:nodePools"]["gpu"] = {
