@@ -172,7 +172,7 @@ class Moderation:
     @api.get(
         "/v1/models",
         response_model=ModelList,
-        responses=_error_responses(401, 429, 500, 503),
+        responses=_error_responses(401, 413, 429, 500, 503),
         dependencies=[BEARER_AUTH],
         summary="Loaded models.",
     )
