@@ -362,7 +362,7 @@ class Alerting(pulumi.ComponentResource):
         def p99(of: str) -> str:
             buckets = m.promql_selector(
                 m.HTTP_DURATION.series("_bucket"),
-                self._on_track(of, endpoint=MODERATION_ENDPOINT),
+                self._on_track(of, route=MODERATION_ENDPOINT),
             )
             return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[{window}])))"
 
