@@ -251,6 +251,8 @@ def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServe
     assert delta("moderation_input_chars_count", **model) == len(texts)
     assert delta("moderation_input_chars_sum", **model) == sum(map(len, texts))
     assert delta("moderation_inference_latency_seconds_count", **model) >= 1
+    route = {"route": "/v1/moderations", "status_code": "200"}
+    assert delta("moderation_request_duration_seconds_count", **route) == 1
     for category in CATEGORIES:
         flagged = sum(result["categories"][category] for result in results)
         assert delta("moderation_flagged_total", category=category, **model) == flagged
