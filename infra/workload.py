@@ -66,6 +66,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
+from infra.capacity import inference_threads
 from infra.config import APP, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
 from infra.observability import metrics as m
@@ -221,6 +222,12 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         # at run time: the models are in the image.
         EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/.cache"),  # noqa: S108
         EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+        # Intra-op threads = the CPU the pod is guaranteed: torch would otherwise start one per
+        # core of the node, and threads contending for too few cores run several times slower.
+        EnvVarArgs(
+            name="MODERATION_INFERENCE_THREADS",
+            value=str(inference_threads(config.resources.cpu_request)),
+        ),
         # The authoritative per-key limit (the edge's per-key rule is only a coarse outer bound).
         EnvVarArgs(
             name="MODERATION_KEY_REQUESTS_PER_MINUTE",

@@ -51,7 +51,8 @@ EXPECTED_DIFFERENCES = {
         for kind in ("requests", "limits")
         for resource in ("cpu", "memory")
     }
-    | {"spec.template.spec.containers.env.value"},  # the per-key rate limit (workload config)
+    # MODERATION_INFERENCE_THREADS (the whole cores of the CPU request) and the per-key rate limit.
+    | {"spec.template.spec.containers.env.value"},
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": {
         "spec.minReplicas",
         "spec.maxReplicas",
