@@ -281,6 +281,15 @@ class AutoscalingConfig(_Section):
         return self
 
 
+class KeyRateLimitConfig(_Section):
+    """The service's own per-API-key limit, the authoritative one (docs/security.md): counted on
+    the key's id after the header is parsed, so every spelling of one key shares a bucket. Each pod
+    admits `requestsPerMinute` a minute per key, `burst` at once; then 429 with Retry-After."""
+
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)]
+    burst: Annotated[int, Field(ge=1, le=100_000)] = 20
+
+
 class WorkloadConfig(_Section):
     """The Bento on Kubernetes: namespace, sizing, scaling and shutdown behaviour."""
 
@@ -290,6 +299,7 @@ class WorkloadConfig(_Section):
     autoscaling: AutoscalingConfig
     startup_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 600
     termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    key_rate_limit: KeyRateLimitConfig = KeyRateLimitConfig(requests_per_minute=300, burst=50)
 
 
 # --- release (contract: docs/models.md "Roll out a new model") --------------------------------

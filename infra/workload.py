@@ -237,6 +237,12 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
             name="MODERATION_INFERENCE_THREADS",
             value=str(inference_threads(config.resources.cpu_request)),
         ),
+        # The per-key limit (the edge limits per client IP only: it cannot tell keys apart).
+        EnvVarArgs(
+            name="MODERATION_KEY_REQUESTS_PER_MINUTE",
+            value=str(config.key_rate_limit.requests_per_minute),
+        ),
+        EnvVarArgs(name="MODERATION_KEY_BURST", value=str(config.key_rate_limit.burst)),
     ]
     if args.api_keys is not None:
         volumes.append(

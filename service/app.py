@@ -15,18 +15,26 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 from fastapi import Request
 
-from service.api import BEARER_AUTH, ApiError, RequestId, create_app, state
+from service.api import (
+    BEARER_AUTH,
+    ApiError,
+    HardenedResponses,
+    RequestId,
+    create_app,
+    read_moderation_request,
+    state,
+)
 from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
 from service.inference import CATALOG, ScoreItem, Scorer
 from service.metrics import FLAGGED, INPUT_CHARS, REQUESTS_IN_FLIGHT
+from service.rate_limit import KeyRateLimiter
 from service.release import ReleaseVersion, bento_tag
 from service.schemas import (
     ErrorBody,
     ModelList,
-    ModerationRequest,
     ModerationResponse,
     ModerationResult,
     moderation_request_schema,
@@ -63,6 +71,9 @@ def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult
     traffic={"timeout": 60},
     # The API app writes one JSON line per request itself (service/request_log.py).
     logging={"access": {"enabled": False}},
+    # BentoML's HTTP metrics label the raw request path, so any client could add series without
+    # bound; the API app exports its own, labelled by route template (service/metrics.py).
+    metrics={"enabled": False, "namespace": "bentoml_service"},
 )
 @bentoml.asgi_app(api, path="/")
 class Moderation:
@@ -83,6 +94,13 @@ class Moderation:
             auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes
         )
         api.state.max_body_bytes = self.settings.max_body_bytes
+        api.state.body_timeout_s = self.settings.body_timeout_s
+        api.state.request_timeout_s = self.settings.request_timeout_s
+        api.state.key_rate_limiter = (
+            KeyRateLimiter(self.settings.key_requests_per_minute, self.settings.key_burst)
+            if self.settings.key_requests_per_minute
+            else None
+        )
         self._scorer_ready = False
 
     async def __is_ready__(self) -> bool:
@@ -102,7 +120,7 @@ class Moderation:
     @api.post(
         "/v1/moderations",
         response_model=ModerationResponse,
-        responses=_error_responses(400, 401, 404, 413, 500, 503),
+        responses=_error_responses(400, 401, 404, 408, 413, 429, 500, 503, 504),
         dependencies=[BEARER_AUTH],
         summary="Classify text(s) for harmful content (OpenAI Moderation API shape).",
         openapi_extra={
@@ -125,9 +143,12 @@ class Moderation:
 
     async def _moderate(self, request: Request) -> ModerationResponse:
         # Parsed by hand so that `curl -d` (form content type) works like the OpenAI API.
-        body = ModerationRequest.model_validate_json(await request.body())
+        body = await read_moderation_request(
+            request,
+            max_inputs=self.settings.max_inputs,
+            max_input_chars=self.settings.max_input_chars,
+        )
         texts = body.texts
-        self._check_limits(texts)
         spec = CATALOG.find(body.model)
         if spec is None:
             raise ApiError(
@@ -151,7 +172,7 @@ class Moderation:
     @api.get(
         "/v1/models",
         response_model=ModelList,
-        responses=_error_responses(401, 413, 500, 503),
+        responses=_error_responses(401, 413, 429, 500, 503),
         dependencies=[BEARER_AUTH],
         summary="Loaded models.",
     )
@@ -183,26 +204,6 @@ class Moderation:
             status = 503 if error.error_code.value == 503 else 500
             raise ApiError(status, "The model service could not answer; retry.") from error
 
-    def _check_limits(self, texts: list[str]) -> None:
-        limits = self.settings
-        if not texts:
-            raise ApiError(400, "'input' must not be empty.", param="input", code="invalid_value")
-        if len(texts) > limits.max_inputs:
-            raise ApiError(
-                400,
-                f"'input' has {len(texts)} items; at most {limits.max_inputs} are allowed.",
-                param="input",
-                code="too_many_inputs",
-            )
-        longest = max(map(len, texts))
-        if longest > limits.max_input_chars:
-            raise ApiError(
-                400,
-                f"An input has {longest} characters; at most {limits.max_input_chars} are allowed.",
-                param="input",
-                code="input_too_long",
-            )
-
     @staticmethod
     def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:
         for text in texts:
@@ -215,4 +216,5 @@ class Moderation:
 
 Moderation.add_asgi_middleware(RequestId)
 Moderation.add_asgi_middleware(ReleaseVersion)
+Moderation.add_asgi_middleware(HardenedResponses)
 Moderation.add_asgi_middleware(ApiDocs)

@@ -17,6 +17,7 @@ import numpy as np
 from service.catalog import Backend, ModelSpec, Precision
 from service.categories import CATEGORIES, Category
 from service.metrics import SCORES
+from service.normalize import normalize
 from service.settings import ENV_PREFIX, SettingsError
 
 if TYPE_CHECKING:
@@ -186,7 +187,12 @@ class CategoryScorer:
         }
 
     def score(self, texts: Sequence[str]) -> list[dict[Category, float]]:
-        """Every category per text; a category fed by several labels takes the highest."""
+        """Every category per text; a category fed by several labels takes the highest.
+
+        The one place texts reach a model: normalised here when the catalog says so.
+        """
+        if self.spec.normalize:
+            texts = [normalize(text) for text in texts]
         probabilities = self._scorer.predict(texts)
         results: list[dict[Category, float]] = []
         for row in probabilities:

@@ -82,6 +82,11 @@ class ModelSpec(_Strict):
     )
     default_threshold: Threshold = 0.5
     description: str = Field(default="", description="What the model really detects.")
+    normalize: bool = Field(
+        default=True,
+        description="Score the text as a reader sees it (service/normalize.py): fullwidth, "
+        "invisible, look-alike and spelt-out characters folded first. Off for non-Latin models.",
+    )
 
     @model_validator(mode="after")
     def _precision_fits_backend(self) -> Self:

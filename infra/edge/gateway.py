@@ -1,9 +1,10 @@
 """GKE Gateway API objects that expose the API over HTTPS only.
 
 One `gke-l7-global-external-managed` Gateway on the static IP, serving the Certificate Manager
-map. Its HTTPS listener carries the only route to the service, for the versioned API paths
-(`/v1...`) and, for the external uptime check, `GET /readyz`; anything else gets the load
-balancer's 404, so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
+map. Its HTTPS listener carries the only route to the service, for the API's real operations
+(`POST /v1/moderations`, `GET /v1/models`: exact paths, so no client-chosen path reaches a pod)
+and, for the external uptime check, `GET /readyz`; anything else gets the load balancer's 404,
+so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
 answer with a redirect to HTTPS, and every HTTPS answer carries HSTS. The route splits traffic
 between the stable and the canary Service by weight and, with a shadow track, mirrors a copy of
 every API request to the shadow's Service, whose answers never reach a client.
@@ -30,7 +31,8 @@ GKE_POLICY_API = "networking.gke.io/v1"
 CERTMAP_ANNOTATION = "networking.gke.io/certmap"
 HTTPS_LISTENER = "https"
 HTTP_LISTENER = "http"
-API_PATH_PREFIX = "/v1"
+# The API's operations (service/app.py), path -> method.
+API_OPERATIONS = {"/v1/moderations": "POST", "/v1/models": "GET"}
 HEALTH_CHECK_PATH = "/readyz"
 HSTS = "max-age=31536000"
 LOG_SAMPLE_RATE_SCALE = 1_000_000  # GCPBackendPolicy takes the sample rate in millionths
@@ -135,7 +137,10 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
         "hostnames": list(args.hostnames),
         "rules": [
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": API_PATH_PREFIX}}],
+                "matches": [
+                    {"path": {"type": "Exact", "value": path}, "method": method}
+                    for path, method in API_OPERATIONS.items()
+                ],
                 "filters": [hsts, *mirror],
                 "backendRefs": backend_refs,
             },

@@ -18,7 +18,7 @@ import pulumi_gcp as gcp
 from infra.config import NotificationChannelConfig, ObservabilityConfig, Severity
 from infra.observability import metrics as m
 
-MODERATION_ENDPOINT = "/v1/moderations"
+MODERATION_ENDPOINT = m.MODERATION_ROUTE
 SERVER_ERROR_FILTER = 'metric.label.status_code=monitoring.regex.full_match("5..")'
 
 # Multi-window burn-rate alerts (Google SRE workbook, chapter 5): page when 2% of a 30-day error
@@ -269,7 +269,7 @@ class Alerting(pulumi.ComponentResource):
 
     def _p99_latency_promql(self) -> str:
         buckets = m.promql_selector(
-            m.HTTP_DURATION.series("_bucket"), {**self._scope, "endpoint": MODERATION_ENDPOINT}
+            m.HTTP_DURATION.series("_bucket"), {**self._scope, "route": MODERATION_ENDPOINT}
         )
         return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))"
 
@@ -362,7 +362,7 @@ class Alerting(pulumi.ComponentResource):
         def p99(of: str) -> str:
             buckets = m.promql_selector(
                 m.HTTP_DURATION.series("_bucket"),
-                self._on_track(of, endpoint=MODERATION_ENDPOINT),
+                self._on_track(of, route=MODERATION_ENDPOINT),
             )
             return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[{window}])))"
 
@@ -441,7 +441,7 @@ class Alerting(pulumi.ComponentResource):
                     distribution_cut=gcp.monitoring.SloRequestBasedSliDistributionCutArgs(
                         distribution_filter=(
                             f'metric.type="{m.HTTP_DURATION.monitoring_type}" {target} '
-                            f'metric.label.endpoint="{MODERATION_ENDPOINT}"'
+                            f'metric.label.route="{MODERATION_ENDPOINT}"'
                         ),
                         range=gcp.monitoring.SloRequestBasedSliDistributionCutRangeArgs(
                             max=slo.latency_threshold_seconds

@@ -82,7 +82,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         count = m.promql_selector(metric.series("_count"), scope)
         return f"sum(rate({total}[5m])) / sum(rate({count}[5m]))"
 
-    endpoint = {"endpoint": "/v1/moderations"}
+    route = {"route": m.MODERATION_ROUTE}
     charts: list[tuple[str, str, list[dict[str, Any]]]] = [
         (
             "Requests per second by status code",
@@ -105,7 +105,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             "Request latency percentiles (/v1/moderations)",
             "s",
             [
-                promql(quantile(q, m.HTTP_DURATION, **endpoint), f"p{round(q * 100)}")
+                promql(quantile(q, m.HTTP_DURATION, **route), f"p{round(q * 100)}")
                 for q in (0.5, 0.95, 0.99)
             ],
         ),
@@ -200,7 +200,7 @@ def _track_charts(scope: Mapping[str, str]) -> list[tuple[str, str, list[dict[st
         return f"sum by ({labels}) (rate({selector}[5m]))"
 
     texts = by(m.INPUT_CHARS, track, "_count")
-    endpoint = {"endpoint": "/v1/moderations"}
+    route = {"route": m.MODERATION_ROUTE}
     requests = by(m.REQUESTS, f"{track}, {version}")
     return [
         (
@@ -240,7 +240,7 @@ def _track_charts(scope: Mapping[str, str]) -> list[tuple[str, str, list[dict[st
             [
                 promql(
                     "histogram_quantile(0.99, "
-                    f"{by(m.HTTP_DURATION, f'le, {track}, {version}', '_bucket', **endpoint)})",
+                    f"{by(m.HTTP_DURATION, f'le, {track}, {version}', '_bucket', **route)})",
                     f"{legend(track)} {legend(version)}",
                 )
             ],

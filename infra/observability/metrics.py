@@ -68,13 +68,17 @@ SCORES = PromMetric(
 REQUESTS_IN_FLIGHT = PromMetric("moderation_requests_in_flight", "gauge", _labels(), "service")
 """POST /v1/moderations requests being answered per pod: the HPA's serving signal."""
 
-# --- exported by BentoML 1.4 itself (bentoml/_internal/server/http/instruments.py) -------------
 HTTP_DURATION = PromMetric(
-    "bentoml_service_request_duration_seconds",
+    "moderation_request_duration_seconds",
     "histogram",
-    _labels("endpoint", "http_response_code", "service_name", "service_version", "runner_name"),
+    _labels("route", "status_code"),
     "service",
 )
+"""API request latency by route template (never the raw path) and status code."""
+MODERATION_ROUTE = "/v1/moderations"
+"""The `route` label value of the moderation endpoint."""
+
+# --- exported by BentoML 1.4 itself (the scorer's adaptive batching) ----------------------------
 BATCH_SIZE = PromMetric(
     "bentoml_service_adaptive_batch_size",
     "histogram",

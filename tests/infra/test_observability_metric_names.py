@@ -131,7 +131,7 @@ def test_latency_slo_threshold_is_a_bucket_bound_of_the_served_histogram(
 def test_queries_filter_on_the_route_the_service_serves(
     exported: dict[str, ExportedFamily],
 ) -> None:
-    assert MODERATION_ENDPOINT in exported[m.HTTP_DURATION.name].label_values["endpoint"]
+    assert MODERATION_ENDPOINT in exported[m.HTTP_DURATION.name].label_values["route"]
 
 
 def _family_of(series: str) -> str:

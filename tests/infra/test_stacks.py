@@ -51,7 +51,7 @@ EXPECTED_DIFFERENCES = {
         for kind in ("requests", "limits")
         for resource in ("cpu", "memory")
     }
-    # MODERATION_INFERENCE_THREADS: the whole cores of the CPU request.
+    # MODERATION_INFERENCE_THREADS (the whole cores of the CPU request) and the per-key rate limit.
     | {"spec.template.spec.containers.env.value"}
     # dev builds its image from the Bento, prod runs a prebuilt one (release.stable.image).
     | {"spec.template.spec.containers.image"},

@@ -203,3 +203,21 @@ def test_profanity_check_reports_profanity_as_harassment_only(stored_models: Sto
     )
     assert polite["harassment"] < 0.5 < rude["harassment"]
     assert {category for category, score in rude.items() if score > 0} == {"harassment"}
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_texts_are_normalised_before_scoring_when_the_catalog_says_so(
+    stored_models: StoredModels, normalize: bool
+) -> None:
+    spec = ModelSpec(
+        name="profanity-check",
+        backend=Backend.SKLEARN,
+        tag=stored_models.default,
+        labels={"clean": None, "profane": "harassment"},
+        normalize=normalize,
+    )
+    scorer = CategoryScorer(spec, bentoml.models.get(stored_models.default))
+    plain_text = "you are a fucking idiot"
+    fullwidth = "".join(chr(ord(char) + 0xFEE0) if char != " " else char for char in plain_text)
+    plain, disguised = scorer.score([plain_text, fullwidth])
+    assert (disguised == plain) is normalize
