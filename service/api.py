@@ -41,6 +41,7 @@ LOGGED_FACTS = (
     "inputs",
     "input_chars",
     "flagged",
+    "error",  # the cause of a 5xx: exception type and message, never the input
 )
 
 
@@ -54,9 +55,17 @@ class ApiError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message` on one line, for the log line of a 5xx."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}"[:500] if message else type(error).__name__
 
 
 def error_response(
@@ -99,8 +108,12 @@ def create_app() -> FastAPI:
     )
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, param=error.param, code=error.code)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        if error.status >= 500:
+            state(request.scope)["error"] = describe(error.__cause__ or error)
+        return error_response(
+            error.status, error.message, param=error.param, code=error.code, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)
@@ -116,6 +129,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:
+        # Starlette answers this one outside every middleware: RequestLog has logged its cause.
         return error_response(500, "The server had an error processing the request.")
 
     app.router.routes.append(UnknownApiPath(app.router.routes))
@@ -199,6 +213,9 @@ class RequestLog(HttpMiddleware):
 
         try:
             await self.app(scope, receive, observe)
+        except Exception as error:  # answered with a 500 by the app's outermost handler
+            state(scope)["error"] = describe(error)
+            raise
         finally:
             facts = state(scope)
             REQUESTS.labels(

@@ -33,6 +33,12 @@ INPUT_CHARS = bentoml.metrics.Histogram(
     labelnames=["model"],
     buckets=(16, 64, 256, 1024, 4096, 16384, 65536),
 )
+BATCH_SIZE = bentoml.metrics.Histogram(
+    name="moderation_batch_size",
+    documentation="Texts per model call of the in-process batcher, by model.",
+    labelnames=["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 REQUESTS_IN_FLIGHT = bentoml.metrics.Gauge(
     name="moderation_requests_in_flight",
     documentation="POST /v1/moderations requests being answered now (the autoscaling signal).",
