@@ -65,7 +65,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
-from infra.config import APP, StableRelease, WorkloadConfig
+from infra.config import APP, SERVICE_TIMEOUT_HEADROOM_S, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
 from infra.observability.metrics import REQUESTS_IN_FLIGHT
 from infra.workload_identity import workload_identity
@@ -108,6 +108,7 @@ class ModelDeploymentArgs:
     config: WorkloadConfig
     namespace: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
+    backend_timeout_sec: int  # the edge's: the service times requests out just before it
     api_keys: ApiKeysFile | None = None
 
 
@@ -218,6 +219,13 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         # at run time: the models are in the image.
         EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/.cache"),  # noqa: S108
         EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+        # service/settings.py: the edge's timeout, and the queue bounds
+        EnvVarArgs(
+            name="MODERATION_REQUEST_TIMEOUT_S",
+            value=str(args.backend_timeout_sec - SERVICE_TIMEOUT_HEADROOM_S),
+        ),
+        EnvVarArgs(name="MODERATION_MAX_QUEUED_REQUESTS", value=str(config.queue.max_requests)),
+        EnvVarArgs(name="MODERATION_MAX_QUEUED_TEXTS", value=str(config.queue.max_texts)),
     ]
     if args.api_keys is not None:
         volumes.append(
@@ -298,9 +306,13 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
                     timeout_seconds=3,
                     failure_threshold=2,
                 ),
-                # Keep serving while the load balancer drops the endpoint, then drain.
+                # Keep serving while the load balancer drops the endpoint; SIGTERM then stops
+                # new connections and drains (service/shutdown.py), within the grace period
+                # (the config rule: preStop + edge backendTimeoutSec + exit).
                 lifecycle=LifecycleArgs(
-                    pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=10))
+                    pre_stop=LifecycleHandlerArgs(
+                        sleep=SleepActionArgs(seconds=config.pre_stop_seconds)
+                    )
                 ),
                 security_context=SecurityContextArgs(
                     allow_privilege_escalation=False,

@@ -56,18 +56,14 @@ FLAGGED = PromMetric("moderation_flagged_total", "counter", _labels("model", "ca
 INPUT_CHARS = PromMetric("moderation_input_chars", "histogram", _labels("model"), "service")
 REQUESTS_IN_FLIGHT = PromMetric("moderation_requests_in_flight", "gauge", _labels(), "service")
 """POST /v1/moderations requests being answered per pod: the HPA's serving signal."""
+BATCH_SIZE = PromMetric("moderation_batch_size", "histogram", _labels("model"), "service")
+"""Texts per model call of the in-process batcher (service/batching.py)."""
 
 # --- exported by BentoML 1.4 itself (bentoml/_internal/server/http/instruments.py) -------------
 HTTP_DURATION = PromMetric(
     "bentoml_service_request_duration_seconds",
     "histogram",
     _labels("endpoint", "http_response_code", "service_name", "service_version", "runner_name"),
-    "service",
-)
-BATCH_SIZE = PromMetric(
-    "bentoml_service_adaptive_batch_size",
-    "histogram",
-    _labels("method_name", "runner_name", "service_name", "service_version", "worker_index"),
     "service",
 )
 
