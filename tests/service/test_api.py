@@ -288,9 +288,7 @@ def batch_histogram(server: RunningServer) -> tuple[float, float]:
     """(model calls, model calls of more than one text) for tiny-koala."""
     samples = metric_samples(server)
     batches = sum(
-        s.value
-        for s in samples["moderation_batch_size_count"]
-        if s.labels["model"] == "tiny-koala"
+        s.value for s in samples["moderation_batch_size_count"] if s.labels["model"] == "tiny-koala"
     )
     single = sum(
         s.value
