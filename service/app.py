@@ -101,7 +101,8 @@ class _Moderation:
         try:
             self.models = LoadedModels.load(self)
         except ModelLoadError as error:
-            log_event("ERROR", str(error))
+            for problem in error.problems:
+                log_event("ERROR", problem)
 
     def _score(self, model: str, texts: list[str]) -> list[dict[Category, float]]:
         assert self.models is not None  # requests reach the batcher only once loaded

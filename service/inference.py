@@ -2,8 +2,8 @@
 
 The service class names every catalog model as a class attribute (`attach_models`), which is how
 BentoML packs them into the Bento. `LoadedModels.load` turns those references into backends on the
-inference thread (service/batching.py); a model that cannot load raises `ModelLoadError`, whose
-one-line message names the model.
+inference thread (service/batching.py); models that cannot load raise `ModelLoadError`, with a
+one-line message per model.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ CATALOG = load_catalog()
 
 
 class ModelLoadError(Exception):
-    """A catalog model could not be loaded; the message names it and says why, in one line."""
+    """Catalog models could not be loaded: one line per model, naming it and saying why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 def model_attribute(name: str) -> str:
@@ -42,18 +46,21 @@ class LoadedModels:
 
     @classmethod
     def load(cls, owner: object) -> LoadedModels:
-        """Load each model that `owner` (the service instance) names; the first failure raises."""
+        """Load every model that `owner` (the service instance) names, or say which cannot."""
         scorers: dict[str, CategoryScorer] = {}
+        problems: list[str] = []
         for spec in CATALOG.models:
             try:
                 stored = getattr(owner, model_attribute(spec.name))
                 scorers[spec.name] = CategoryScorer(spec, stored)
-            except Exception as error:
-                reason = " ".join(str(error).split()) or "no message"
-                raise ModelLoadError(
+            except Exception as error:  # whatever a broken model file raises
+                reason = " ".join(str(error).split())[:500] or "no message"
+                problems.append(
                     f"model {spec.name!r} ({spec.tag}) failed to load: "
                     f"{type(error).__name__}: {reason}"
-                ) from error
+                )
+        if problems:
+            raise ModelLoadError(problems)
         return cls(scorers)
 
     def score(self, model: str, texts: Sequence[str]) -> list[dict[Category, float]]:
