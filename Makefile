@@ -10,7 +10,7 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv serve test lint format bento import-model plan cost image-test bench audit lock clean
+.PHONY: venv serve serve-with-keys docs test lint format bento import-model plan cost image-test bench audit lock clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
@@ -24,12 +24,32 @@ venv: $(VENV)/.installed
 ## serve: run the moderation API locally on $(PORT), auth disabled, offline default model.
 serve: venv
 	$(PY) -m service.store ensure-default
-	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1)."
+	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1); MODERATION_API_KEY=<key> make serve-with-keys requires them."
 	MODERATION_AUTH_DISABLED=1 $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
-## test: lint, format check and the whole test suite.
-test: venv lint
+## serve-with-keys: like serve, with API keys required as when deployed:
+## MODERATION_API_KEY=<key> make serve-with-keys (the key is hashed here, never stored), or with
+## MODERATION_API_KEY_HASHES / MODERATION_API_KEY_HASHES_FILE already set.
+serve-with-keys: venv
+	$(PY) -m service.store ensure-default
+	@if [ -n "$$MODERATION_API_KEY" ]; then \
+	  MODERATION_API_KEY_HASHES=$$(printf %s "$$MODERATION_API_KEY" | $(PY) -m service.auth) || exit 2; \
+	  export MODERATION_API_KEY_HASHES; \
+	elif [ -z "$$MODERATION_API_KEY_HASHES$$MODERATION_API_KEY_HASHES_FILE" ]; then \
+	  echo 'make serve-with-keys: set MODERATION_API_KEY=<key> (make one: .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(32))"), or MODERATION_API_KEY_HASHES=sha256:<hex>' >&2; \
+	  exit 2; \
+	fi; \
+	echo "make serve-with-keys: API keys REQUIRED (Authorization: Bearer <key>)."; \
+	exec $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+
+## test: lint, format check, the docs build (strict: broken links fail) and the whole test suite.
+test: venv lint docs
 	$(PY) -m pytest
+
+## docs: build the docs set (README.md + docs/, mkdocs.yml) into build/site; strict, so a broken link
+## or anchor fails (tests/test_docs.py runs the same build in `make test`).
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -46,6 +66,10 @@ bento: venv
 
 ## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
 import-model: venv
+	@if [ -z "$(SOURCE)" ]; then \
+	  echo "make import-model: SOURCE is required: a Hugging Face model id or a local model directory, e.g. make import-model SOURCE=KoalaAI/Text-Moderation REVISION=<commit> (docs/models.md)" >&2; \
+	  exit 2; \
+	fi
 	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
 
 ## image-test: opt-in, not in `make test` (root, buildah, debootstrap; 10-15 min): build the Bento's
@@ -59,9 +83,10 @@ bench: venv
 	$(PY) -m service.store ensure-default
 	$(PY) -m bench.run
 
-## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json.
+## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
+## placeholders a real deploy refuses. V=1 also prints a count per resource type.
 plan: venv
-	$(PY) -m infra.plan --stack $(STACK)
+	$(PY) -m infra.plan --stack $(STACK) $(if $(V),--verbose)
 
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan
@@ -71,12 +96,20 @@ cost: plan
 ## requirements/constraints.txt in PyPI's vulnerability data; fails on any known vulnerability
 ## and on any pin it cannot look up. Local builds (torch 2.13.0+cpu) are audited as their release.
 AUDIT_PROBE_URL ?= https://pypi.org/pypi/pip-audit/2.10.1/json
+# Before pip-audit: no answer at all means no internet; an HTTP error means the address is wrong.
+define AUDIT_PROBE
+import sys, urllib.error, urllib.request
+url = sys.argv[1]
+try:
+    urllib.request.urlopen(url, timeout=15)
+except urllib.error.HTTPError as error:
+    sys.exit(f"make audit: the internet is reachable, but {url} answered HTTP {error.code} {error.reason}: AUDIT_PROBE_URL is wrong or the vulnerability service moved")
+except OSError as error:
+    sys.exit(f"make audit needs the internet: the vulnerability data ({url}) did not answer: {getattr(error, 'reason', error)}")
+endef
+export AUDIT_PROBE
 audit: venv
-	@if ! error=$$($(PY) -c 'import sys, urllib.request as r; r.urlopen(sys.argv[1], timeout=15)' \
-	    "$(AUDIT_PROBE_URL)" 2>&1); then \
-	  echo "make audit needs the internet: PyPI's vulnerability data ($(AUDIT_PROBE_URL)) did not answer: $${error##*$$'\n'}" >&2; \
-	  exit 2; \
-	fi
+	@$(PY) -c "$$AUDIT_PROBE" "$(AUDIT_PROBE_URL)"
 	mkdir -p build
 	sed -E 's/\+[[:alnum:].]+$$//' requirements/constraints.txt > build/audit-requirements.txt
 	$(VENV)/bin/pip-audit --requirement build/audit-requirements.txt --no-deps --disable-pip \

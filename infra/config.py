@@ -19,6 +19,7 @@ import pulumi
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Secret,
@@ -28,6 +29,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from infra.capacity import pods_per_node, room_on
+from infra.placeholders import describe, find_placeholders, under_mocks
+from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
 """Pulumi config namespace of this project (`moderation:<key>`)."""
@@ -309,7 +312,7 @@ class WorkloadConfig(_Section):
     termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 90
 
 
-# --- release (contract: docs/models.md "Roll out a new model") -------------------------------------------
+# --- release (contract: docs/models.md "Roll out a new model") --------------------------------
 
 
 class StableRelease(_Section):
@@ -400,8 +403,16 @@ def _unique_hashes(hashes: tuple[str, ...]) -> tuple[str, ...]:
     return hashes
 
 
+def _key_list(value: Any) -> Any:
+    """A comma-separated list is accepted too: the server's MODERATION_API_KEY_HASHES format."""
+    return parse_key_list(value) if isinstance(value, str) else value
+
+
 ApiKeyHashes = Annotated[
-    tuple[ApiKeyHash, ...], Field(min_length=1), AfterValidator(_unique_hashes)
+    tuple[ApiKeyHash, ...],
+    Field(min_length=1),
+    BeforeValidator(_key_list),
+    AfterValidator(_unique_hashes),
 ]
 
 
@@ -704,6 +715,21 @@ def secret_settings() -> dict[str, Any]:
     }
 
 
+def refuse_placeholders(values: Mapping[str, Any]) -> None:
+    """A real deploy (not the mocks) with a placeholder left in the config stops here."""
+    if under_mocks():
+        return
+    found = find_placeholders(
+        {key: _decode(value) for key, value in values.items()}, secret_settings()
+    )
+    if found:
+        raise ConfigError(
+            f"{len(found)} placeholder value(s) in the stack config; replace each, e.g. "
+            "`pulumi config set --path '<key after moderation:>' <value>`, or edit "
+            "Pulumi.<stack>.yaml (docs/deploy.md):\n  " + describe(found)
+        )
+
+
 def load_stack_config() -> StackConfig:
     """Read this stack's config from the Pulumi engine (or from the plan tool's mocks)."""
     keys = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
@@ -712,4 +738,6 @@ def load_stack_config() -> StackConfig:
         for key in keys
         if key.startswith(f"{NAMESPACE}:") or key.startswith("gcp:")
     }
-    return parse_stack_config(values)
+    config = parse_stack_config(values)
+    refuse_placeholders(values)
+    return config

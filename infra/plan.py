@@ -28,6 +28,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import ConfigError, parse_stack_config, secret_settings
+from infra.placeholders import describe, find_placeholders
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM_DIR = ROOT / "infra"
@@ -169,9 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--stack-file", type=Path, help="default: Pulumi.<stack>.yaml")
     parser.add_argument("--output", type=Path, help="default: build/plan/<stack>.json")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also print a count per resource type"
+    )
     args = parser.parse_args(argv)
+    stack_file = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
     try:
-        plan = build_plan(args.stack, args.stack_file)
+        plan = build_plan(args.stack, stack_file)
     except ConfigError as error:
         print(f"{args.stack}: {error}", file=sys.stderr)
         return 2
@@ -179,11 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
     counts = Counter(resource["type"] for resource in plan["resources"])
-    width = max(map(len, counts))
-    for resource_type, count in sorted(counts.items()):
-        print(f"{resource_type:<{width}}  {count}")
-    print(f"{sum(counts.values())} resources -> {output}")
+    if args.verbose:
+        width = max(map(len, counts))
+        for resource_type, count in sorted(counts.items()):
+            print(f"{resource_type:<{width}}  {count}")
+    print(f"{sum(counts.values())} resources of {len(counts)} types -> {output}")
+    warn_about_placeholders(stack_file)
     return 0
+
+
+def warn_about_placeholders(stack_file: Path) -> None:
+    """The committed placeholders plan fine here; a real deploy refuses them (infra/config.py)."""
+    found = find_placeholders(read_stack_file(stack_file))
+    if found:
+        sys.stdout.flush()  # after the summary, also when both go to one pipe
+        print(
+            f"warning: {len(found)} placeholder value(s) in {stack_file.name}: fine for this "
+            "plan, but a real `pulumi preview` / `pulumi up` refuses to run until each is "
+            "replaced (docs/deploy.md):\n  " + describe(found),
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Message, Receive, Scope, Send
 
+from service.api_docs import API_INFO
 from service.auth import ApiKeys, bearer_token
 from service.metrics import REQUESTS
 from service.middleware import HttpMiddleware
@@ -99,9 +100,9 @@ def _validation_message(error: dict[str, Any]) -> tuple[str, str | None]:
 def create_app() -> FastAPI:
     """A FastAPI app whose errors all carry the OpenAI error body."""
     app = FastAPI(
-        title="Moderation API",
+        title=API_INFO["title"],
         version=APP_VERSION,
-        description="OpenAI-compatible text moderation.",
+        description=API_INFO["description"],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # BentoML serves the merged spec at /docs.json

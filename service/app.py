@@ -16,6 +16,7 @@ import bentoml
 from fastapi import Request
 
 from service.api import BEARER_AUTH, ApiError, RequestId, create_app, state
+from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
 from service.batching import Batcher, BatchLimits, Overloaded
 from service.catalog import ModelSpec
@@ -254,3 +255,4 @@ Moderation = bentoml.service(
 )(bentoml.asgi_app(api, path="/")(_Moderation))
 Moderation.add_asgi_middleware(RequestId)
 Moderation.add_asgi_middleware(ReleaseVersion)
+Moderation.add_asgi_middleware(ApiDocs)

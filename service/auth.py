@@ -78,5 +78,19 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def main() -> int:
+    """`python -m service.auth < key.txt`: the key's hash; refuses an empty key."""
+    key = sys.stdin.read().strip()
+    if not key:
+        print(
+            "refusing to hash an empty key: pipe the key in, e.g. "
+            '`printf %s "$KEY" | python -m service.auth` (is $KEY set?)',
+            file=sys.stderr,
+        )
+        return 2
+    print(hash_key(key))
+    return 0
+
+
 if __name__ == "__main__":
-    print(hash_key(sys.stdin.read().strip()))
+    sys.exit(main())

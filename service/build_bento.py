@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     except (BuildError, ValueError, OSError) as error:
         print(f"make bento failed: {error}", file=sys.stderr)
         return 2
-    print(f"Built from catalog {catalog_file}; serve it with: bentoml serve {tag}")
+    print(
+        f"Built from catalog {catalog_file}. Serve it locally without keys: "
+        f"MODERATION_AUTH_DISABLED=1 .venv/bin/bentoml serve {tag} (to require keys, set "
+        "MODERATION_API_KEY_HASHES instead: docs/deploy.md#api-keys)"
+    )
     print(tag)
     return 0
 

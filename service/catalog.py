@@ -83,11 +83,18 @@ class Catalog(_Strict):
     models: tuple[ModelSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _names_are_unique_and_default_exists(self) -> Self:
-        names = [name for spec in self.models for name in (spec.name, *spec.aliases)]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"model names or aliases used twice: {duplicates}")
+    def _names_are_distinct_and_default_exists(self) -> Self:
+        seen: dict[str, str] = {}  # name_key -> the name or alias that had it first
+        for spec in self.models:
+            names = [(spec.name, f"model {spec.name!r}")]
+            names += [(alias, f"alias {alias!r} of {spec.name!r}") for alias in spec.aliases]
+            for name, described in names:
+                if (key := name_key(name)) in seen:
+                    raise ValueError(
+                        f"{described} clashes with {seen[key]}: model names and aliases must "
+                        "differ in more than '-', '.' and '_'"
+                    )
+                seen[key] = described
         if self.default_model not in {spec.name for spec in self.models}:
             raise ValueError(f"default_model {self.default_model!r} is not a model in the catalog")
         return self
@@ -102,6 +109,15 @@ class Catalog(_Strict):
         spec = self.find(None)
         assert spec is not None  # guaranteed by the validator
         return spec
+
+
+def name_key(name: str) -> str:
+    """What must be unique among model names and aliases.
+
+    The service keeps each model under a Python identifier made from its name ('-' and '.'
+    become '_'), so `a-b`, `a.b` and `a_b` would be one model there; to a client they look alike.
+    """
+    return name.replace("-", "_").replace(".", "_")
 
 
 def catalog_path() -> Path:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import bentoml
 
 from service.backends import CategoryScorer
 from service.catalog import load_catalog
 from service.categories import Category
 from service.schemas import ModelCard
+from service.store import LocalModel
 
 CATALOG = load_catalog()
 
@@ -35,7 +35,7 @@ def model_attribute(name: str) -> str:
 def attach_models(service_class: type) -> None:
     """Name every catalog model as a class attribute, for BentoML to pack it into the Bento."""
     for spec in CATALOG.models:
-        setattr(service_class, model_attribute(spec.name), bentoml.models.BentoModel(spec.tag))
+        setattr(service_class, model_attribute(spec.name), LocalModel(spec.tag))
 
 
 class LoadedModels:

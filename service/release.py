@@ -13,11 +13,11 @@ import json
 import bentoml
 from starlette.types import Message, Receive, Scope, Send
 
+from service.api_docs import API_INFO, OPENAPI_PATH
 from service.middleware import HttpMiddleware
 from service.version import APP_VERSION
 
 VERSION_HEADER = "X-Moderation-Version"
-OPENAPI_PATH = "/docs.json"
 _NO_BENTO = ("", "not available")  # what BentoML's server context holds when serving source
 
 
@@ -37,8 +37,9 @@ def release_version() -> str:
 class ReleaseVersion(HttpMiddleware):
     """ASGI middleware: the version header on every response, the version in /docs.json.
 
-    BentoML generates /docs.json itself (with only the Bento version, or "None" from source), so
-    its `info.version` is rewritten on the way out.
+    BentoML generates /docs.json itself (with only the Bento version, or "None" from source, and
+    its own title and contact), so its `info` is rewritten on the way out: the project's
+    `API_INFO` (service/api_docs.py) and this version.
     """
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,7 +71,7 @@ class ReleaseVersion(HttpMiddleware):
             content = bytes(body)
             if start["status"] == 200:
                 spec = json.loads(content)
-                spec["info"]["version"] = version
+                spec["info"] = {**spec["info"], **API_INFO, "version": version}
                 content = json.dumps(spec).encode()
             headers = [
                 (name, value)

@@ -9,6 +9,8 @@ from pathlib import Path
 from bentoml.exceptions import BentoMLConfigException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.key_list import parse_key_list
+
 ENV_PREFIX = "MODERATION_"
 
 
@@ -67,16 +69,17 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Errors name the variable; hashes come from _HASHES (comma list) and _HASHES_FILE."""
+        """Errors name the variable; hashes from _HASHES (JSON or comma list) and _HASHES_FILE."""
         values: dict[str, object] = {
             name: environ[ENV_PREFIX + name.upper()]
             for name in _NUMBERS
             if environ.get(ENV_PREFIX + name.upper())
         }
         values["auth_disabled"] = environ.get(ENV_PREFIX + "AUTH_DISABLED", "") == "1"
-        hashes = [
-            item.strip() for item in environ.get(ENV_PREFIX + "API_KEY_HASHES", "").split(",")
-        ]
+        try:
+            hashes = parse_key_list(environ.get(ENV_PREFIX + "API_KEY_HASHES", ""))
+        except ValueError as error:
+            raise SettingsError(f"{ENV_PREFIX}API_KEY_HASHES: {error}") from error
         if hashes_file := environ.get(ENV_PREFIX + "API_KEY_HASHES_FILE"):
             try:
                 lines = Path(hashes_file).read_text(encoding="utf-8").splitlines()

@@ -3,25 +3,50 @@
 `python -m service.store ensure-default` stores the offline default model (alt-profanity-check's
 scikit-learn pipeline, shipped inside the PyPI package) unless it is already there. It never
 touches the network. `python -m service.store import --source <hub id|dir>` stores a Hugging Face
-classifier (service/model_import.py); only a Hub source needs the network.
+classifier (service/model_import.py); only a Hub source needs the network. `LocalModel` is how
+the services reference those models: a missing one fails `bentoml serve` naming these commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import metadata, resources
 
+import attrs
 import bentoml
-import joblib
 from bentoml.exceptions import NotFound
-from sklearn.pipeline import Pipeline
 
-from service.backends import SKLEARN_PIPELINE_FILE
 from service.model_import import run_import
 
 PROFANITY_PACKAGE = "alt-profanity-check"
 PROFANITY_MODEL_NAME = "profanity-check"
+
+
+def missing_model_message(tag: bentoml.Tag | str) -> str:
+    """What to run when a catalog model is not in the local model store."""
+    return (
+        f"model {tag} is not in the BentoML model store "
+        f"({os.environ.get('BENTOML_HOME', '~/bentoml')}). Store it first: "
+        "`make serve` / `python -m service.store ensure-default` for the offline default, "
+        "`make import-model SOURCE=<hub id or dir> REVISION=<commit>` for a Hugging Face model "
+        "(docs/models.md); or point MODERATION_CATALOG at a catalog whose models are stored."
+    )
+
+
+@attrs.frozen
+class LocalModel(bentoml.models.BentoModel):
+    """A catalog model that is served from the local store only.
+
+    BentoML's BentoModel falls back to pulling a missing model from BentoCloud, which fails with
+    "No cloud context default found": a dead end for this kit. This one names the fix instead.
+    """
+
+    def resolve(self, base_path: str | None = None) -> bentoml.Model:
+        if self.stored is None:
+            raise NotFound(missing_model_message(self.tag))
+        return super().resolve(base_path)
 
 
 def profanity_check_tag() -> bentoml.Tag:
@@ -31,6 +56,12 @@ def profanity_check_tag() -> bentoml.Tag:
 
 def ensure_default() -> bentoml.Tag:
     """Store alt-profanity-check's vectorizer + classifier as one scikit-learn pipeline, once."""
+    # Imported here: the services import this module for LocalModel, and need none of these.
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    from service.backends import SKLEARN_PIPELINE_FILE
+
     tag = profanity_check_tag()
     try:
         return bentoml.models.get(tag).tag

@@ -6,6 +6,8 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -85,4 +87,31 @@ def test_make_audit_without_the_internet_fails_with_a_clear_message() -> None:
     assert result.returncode != 0
     assert "make audit needs the internet" in result.stderr
     assert "Connection refused" in result.stderr
+    assert "pip-audit --requirement" not in result.stdout + result.stderr
+
+
+def test_make_audit_tells_an_http_error_from_no_internet() -> None:
+    """A server that answers 404 is the internet working and the probe address wrong."""
+
+    class NotFoundHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), NotFoundHandler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/pypi/pip-audit/json"
+        result = subprocess.run(
+            ["make", "-o", ".venv/.installed", "audit", f"AUDIT_PROBE_URL={url}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        server.shutdown()
+    assert result.returncode != 0
+    assert f"{url} answered HTTP 404" in result.stderr
+    assert "needs the internet" not in result.stderr
     assert "pip-audit --requirement" not in result.stdout + result.stderr

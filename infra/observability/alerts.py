@@ -1,8 +1,8 @@
 """Alerting: notification channels, the public uptime check, SLOs with burn-rate alerts, and the
 symptom alerts (errors, latency, crash loops, autoscaler at its ceiling, Cloud Armor denials).
 
-Each policy carries its runbook (`documentation`), the same text docs/operations.md "Logs, dashboards and
-alerts" summarises, so whoever is paged reads what to do in the notification itself.
+Each policy carries its runbook (`documentation`), the same text docs/operations.md "Logs,
+dashboards and alerts" summarises, so whoever is paged reads what to do in the notification itself.
 """
 
 from __future__ import annotations
@@ -397,7 +397,8 @@ RUNBOOKS: dict[str, str] = {
         "More than the configured share of `/v1/moderations` requests ended in a 5xx over 5 "
         "minutes.\n\n1. Dashboard *Moderation API*: which model and status code.\n"
         '2. Logs: `resource.labels.namespace_name="moderation" severity>=ERROR`.\n'
-        '3. A rollout in progress? Set the canary weight to 0 (docs/models.md "Roll out a new model").'
+        "3. A rollout in progress? Set the canary weight to 0 "
+        '(docs/models.md "Roll out a new model").'
     ),
     "p99-latency": (
         "The 99th percentile of request latency is above target for 10 minutes.\n\n"

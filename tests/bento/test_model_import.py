@@ -4,6 +4,7 @@ their provenance recorded; a Hub import on a machine without the Hub fails with 
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import bentoml
@@ -114,3 +115,18 @@ def test_directory_digest_pins_content_not_location(tmp_path: Path) -> None:
 
     (second / "config.json").write_text('{"id2label": {"0": "S"}}')
     assert directory_digest(first) != directory_digest(second)
+
+
+def test_make_import_model_without_source_says_what_source_is() -> None:
+    """Not an import of the current folder that fails on a missing tokenizer."""
+    result = subprocess.run(
+        ["make", "-o", ".venv/.installed", "import-model"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "make import-model: SOURCE is required" in result.stderr
+    assert "SOURCE=KoalaAI/Text-Moderation" in result.stderr
+    assert "service.store import" not in result.stdout  # stopped before any import

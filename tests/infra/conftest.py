@@ -75,7 +75,9 @@ def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess
 def _finish_plan(process: subprocess.Popen[str], output: Path) -> Plan:
     log, _ = process.communicate(timeout=300)
     assert process.returncode == 0, log
-    return Plan(json.loads(output.read_text()))
+    plan = Plan(json.loads(output.read_text()))
+    plan.log = log  # what `make plan` printed
+    return plan
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from infra.config import ConfigError, StackConfig, load_stack_config, parse_stack_config
+from infra.placeholders import find_placeholders
 from tests.infra.conftest import ROOT, STACKS, stack_config
 
 
@@ -180,17 +181,104 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "moderation:network.podsCidr" in message
 
 
-def test_loads_what_the_pulumi_engine_passes() -> None:
-    """The engine hands objects over as JSON text; the loader reads them back."""
-    raw = stack_config("prod")
+def _deployable(stack: str) -> dict[str, Any]:
+    """The committed stack with every placeholder replaced by a value someone could really own."""
+    config = copy.deepcopy(stack_config(stack))
+    for index, network in enumerate(config["moderation:cluster"]["masterAuthorizedNetworks"]):
+        network["cidr"] = f"100.64.{index}.0/24"
+    stable = config["moderation:release"]["stable"]
+    stable["image"] = stable["image"].replace("sha256:" + "0" * 64, "sha256:" + "1" * 64)
+    edge = config["moderation:edge"]
+    edge["domains"] = ["api.moderation.acme.dev"]
+    if "dnsManagedZone" in edge:
+        edge["dnsManagedZone"] = "moderation-acme-dev"
+    for channel in config["moderation:observability"]["notificationChannels"]:
+        channel["emailAddress"] = f"{channel['name']}@acme.dev"
+    config["moderation:budget"]["billingAccount"] = "01A2B3-C4D5E6-F7A8B9"
+    config["moderation:apiKeyHashes"] = ["sha256:" + "c" * 64]
+    return config
+
+
+def _load_as_the_engine_passes(raw: dict[str, Any]) -> StackConfig:
+    """The engine hands objects over as JSON text; no mocks are set here, as under `pulumi up`."""
     engine_form = {key: v if isinstance(v, str) else json.dumps(v) for key, v in raw.items()}
     pulumi.runtime.set_all_config(engine_form)
     try:
-        loaded = load_stack_config()
+        return load_stack_config()
     finally:
         pulumi.runtime.set_all_config({})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_loads_what_the_pulumi_engine_passes(stack: str) -> None:
+    raw = _deployable(stack)
+    loaded = _load_as_the_engine_passes(raw)
     assert loaded == parse_stack_config(raw)
     assert isinstance(loaded, StackConfig)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_real_deploy_refuses_every_committed_placeholder_by_key(stack: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _load_as_the_engine_passes(stack_config(stack))
+    message = str(raised.value)
+    expected = [
+        "moderation:cluster.masterAuthorizedNetworks[0].cidr: '203.0.113.0/24'",
+        "moderation:release.stable.image:",
+        "moderation:edge.domains[0]:",
+        "moderation:observability.notificationChannels[0].emailAddress:",
+        "moderation:budget.billingAccount: '000000-000000-000000'",
+        "moderation:apiKeyHashes[0]:",  # the plan's example hash, used for real
+    ]
+    if stack == "prod":
+        expected += [
+            "moderation:cluster.masterAuthorizedNetworks[1].cidr: '198.51.100.0/24'",
+            "moderation:edge.dnsManagedZone: 'moderation-example-com'",
+            "moderation:observability.notificationChannels[1].emailAddress:",
+        ]
+    for key in expected:
+        assert key in message
+    assert message.count("\n  ") == len(expected)  # one line per placeholder, nothing else
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("moderation:edge", {"domains": ["example.org"]}),
+        ("moderation:network", {"natIp": "192.0.2.7"}),
+        ("moderation:cluster", {"cidr": "2001:db8:1::/48"}),
+        ("moderation:edge", {"dnsManagedZone": "example-org"}),
+    ],
+)
+def test_placeholder_forms_are_recognised(key: str, value: dict[str, Any]) -> None:
+    assert len(find_placeholders({key: value})) == 1
+
+
+def test_real_looking_values_are_not_placeholders() -> None:
+    values = {
+        "moderation:edge": {"domains": ["api.examples.io", "counterexample.com"]},
+        "moderation:cluster": {"cidr": "203.0.114.0/24", "other": "198.51.101.1/32"},
+        "moderation:release": {"image": "r/m@sha256:" + "0" * 63 + "1"},
+    }
+    assert find_placeholders(values) == []
+
+
+def test_mocks_and_the_real_engine_are_told_apart() -> None:
+    """Mocks set (the plan tool, the tests) vs not (the engine connects its own monitor)."""
+    script = (
+        "import pulumi\n"
+        "from infra.placeholders import under_mocks\n"
+        "print(under_mocks())\n"
+        "class M(pulumi.runtime.Mocks):\n"
+        "    def new_resource(self, args): return args.name, {}\n"
+        "    def call(self, args): return {}\n"
+        "pulumi.runtime.set_mocks(M())\n"
+        "print(under_mocks())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
@@ -218,3 +306,12 @@ def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert "moderation:cluster.deletionProtection must be true in prod" in result.stderr
     assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize("form", ["json", "comma"])
+def test_api_key_hashes_take_a_json_or_a_comma_list(form: str) -> None:
+    """The server's MODERATION_API_KEY_HASHES format pasted into the Pulumi config works too."""
+    hashes = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+    value = json.dumps(hashes) if form == "json" else ", ".join(hashes)
+    config = parse_stack_config({**stack_config("dev"), "moderation:apiKeyHashes": value})
+    assert config.api_key_hashes.get_secret_value() == tuple(hashes)

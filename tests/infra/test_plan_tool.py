@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from pulumi.runtime import MockCallArgs
 
 from infra.plan import GET_PROJECT, REDACTED, PlanMocks, normalise
-from tests.infra.conftest import Plan
+from tests.infra.conftest import ROOT, Plan
 
 
 def test_plan_document_has_the_contract_shape(plan: Plan) -> None:
@@ -52,3 +56,33 @@ def test_an_invoke_without_a_mock_fails_instead_of_answering_nothing() -> None:
     assert project["number"].isdigit()
     with pytest.raises(NotImplementedError, match="gcp:compute/getZones:getZones"):
         mocks.call(MockCallArgs("gcp:compute/getZones:getZones", {}, ""))
+
+
+def test_plan_is_quiet_and_warns_about_each_committed_placeholder(plan: Plan) -> None:
+    """`make plan`: one summary line, then the placeholders a real deploy would refuse."""
+    lines = plan.log.splitlines()
+    assert lines[0].startswith(f"{len(plan['resources'])} resources of ")
+    assert lines[1].startswith(f"warning: {len(lines) - 2} placeholder value(s) in Pulumi.")
+    assert "moderation:budget.billingAccount: '000000-000000-000000'" in plan.log
+    assert "moderation:release.stable.image:" in plan.log
+    assert "moderation:edge.domains[0]:" in plan.log
+    assert "(documentation IP range" in plan.log
+    assert "apiKeyHashes" not in plan.log  # not committed: the plan's own stand-in
+
+
+def test_verbose_plan_prints_a_count_per_resource_type(tmp_path: Path) -> None:
+    output = tmp_path / "dev.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.plan", "--stack", "dev", "--output", str(output), "-v"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    counts = Counter(resource["type"] for resource in json.loads(output.read_text())["resources"])
+    lines = result.stdout.splitlines()
+    assert [line.split() for line in lines[: len(counts)]] == [
+        [resource_type, str(count)] for resource_type, count in sorted(counts.items())
+    ]
+    assert lines[len(counts)].startswith(f"{sum(counts.values())} resources of {len(counts)} types")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tests.infra.conftest import Plan, stack_config
@@ -173,6 +174,42 @@ def test_every_deployment_has_a_service_hpa_and_pdb(plan: Plan) -> None:
             if p["inputs"]["spec"]["selector"]["matchLabels"] == selector
         ]
         assert len(budgets) == 1, name
+
+
+def disruptions_allowed(budget: dict[str, Any], healthy_pods: int) -> int:
+    """How many pods an eviction may take now, as Kubernetes' disruption controller counts.
+
+    Integers are pod counts; percentages of the pod count round up, for both fields.
+    """
+    (field,) = {"minAvailable", "maxUnavailable"} & budget.keys()  # exactly one of them
+
+    def pods(value: int | str) -> int:
+        if isinstance(value, int):
+            return value
+        return math.ceil(int(value.removesuffix("%")) * healthy_pods / 100)
+
+    if field == "maxUnavailable":
+        return pods(budget[field])
+    return max(healthy_pods - pods(budget[field]), 0)
+
+
+def test_disruption_budget_lets_drains_evict_one_pod_at_a_time_at_every_scale(plan: Plan) -> None:
+    """A node drain (upgrade, scale-down) never blocks, even at one replica, nor takes two pods."""
+    for deployment in _model_deployments(plan):
+        name = deployment["metadata"]["name"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        (budget,) = [
+            p["inputs"]["spec"]
+            for p in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+            if p["inputs"]["spec"]["selector"]["matchLabels"] == selector
+        ]
+        (scaling,) = [
+            h["inputs"]["spec"]
+            for h in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+            if h["inputs"]["spec"]["scaleTargetRef"]["name"] == name
+        ]
+        for replicas in range(scaling["minReplicas"], scaling["maxReplicas"] + 1):
+            assert disruptions_allowed(budget, replicas) == 1, (name, replicas)
 
 
 def test_network_policy_admits_only_load_balancers_and_metrics_scrapes(plan: Plan) -> None:

@@ -90,3 +90,31 @@ def test_no_keys_is_an_error_unless_auth_is_explicitly_disabled() -> None:
     assert len(configured_api_keys(auth_disabled=False, hashes=(hash_key("k"),)) or ()) == 1
     with pytest.raises(AuthConfigError, match="no API keys configured"):
         configured_api_keys(auth_disabled=False, hashes=())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"{hash_key('a')},{hash_key('b')}",
+        f" {hash_key('a')} , {hash_key('b')} ",
+        f'["{hash_key("a")}", "{hash_key("b")}"]',  # the Pulumi config's format, pasted as is
+    ],
+)
+def test_env_hash_list_takes_a_comma_or_a_json_list(value: str) -> None:
+    settings = Settings.from_env({"MODERATION_API_KEY_HASHES": value})
+    assert settings.api_key_hashes == (hash_key("a"), hash_key("b"))
+
+
+def test_env_hash_list_that_is_broken_json_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match=r"^MODERATION_API_KEY_HASHES: not a valid JSON list"):
+        Settings.from_env({"MODERATION_API_KEY_HASHES": f'["{hash_key("a")}",'})
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "   \n"])
+def test_hash_command_refuses_an_empty_key(stdin: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "service.auth"], input=stdin, capture_output=True, text=True
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert "refusing to hash an empty key" in completed.stderr

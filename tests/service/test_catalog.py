@@ -1,11 +1,15 @@
+import re
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.catalog import CATALOG_ENV, DEFAULT_CATALOG_PATH, Catalog, load_catalog
 from service.categories import CATEGORIES
+from service.inference import model_attribute
 
 
 def entry(name: str, **overrides: object) -> dict[str, object]:
@@ -49,8 +53,8 @@ def test_find_resolves_names_aliases_and_the_default() -> None:
 @pytest.mark.parametrize(
     ("document", "complaint"),
     [
-        ({"default_model": "a", "models": [entry("a"), entry("a")]}, "used twice"),
-        ({"default_model": "a", "models": [entry("a"), entry("b", aliases=["a"])]}, "used twice"),
+        ({"default_model": "a", "models": [entry("a"), entry("a")]}, "clashes with"),
+        ({"default_model": "a", "models": [entry("a"), entry("b", aliases=["a"])]}, "clashes"),
         ({"default_model": "z", "models": [entry("a")]}, "not a model in the catalog"),
         ({"default_model": "a", "models": []}, "at least 1"),
         (
@@ -73,6 +77,44 @@ def test_invalid_catalogs_are_rejected_with_the_reason(
     with pytest.raises(ValueError, match=complaint) as raised:
         load_catalog(path)
     assert str(path) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("models", "complaint"),
+    [
+        ([entry("a-b"), entry("a.b")], "model 'a.b' clashes with model 'a-b'"),
+        ([entry("a-b"), entry("a_b")], "model 'a_b' clashes with model 'a-b'"),
+        (
+            [entry("a.b"), entry("x", aliases=["a_b"])],
+            "alias 'a_b' of 'x' clashes with model 'a.b'",
+        ),
+        (
+            [entry("x", aliases=["a-b"]), entry("a_b")],
+            "model 'a_b' clashes with alias 'a-b' of 'x'",
+        ),
+        ([entry("x", aliases=["y"]), entry("z", aliases=["y"])], "alias 'y' of 'z' clashes with"),
+        ([entry("x", aliases=["x.y", "x_y"])], "alias 'x_y' of 'x' clashes with alias 'x.y' of"),
+    ],
+)
+def test_names_and_aliases_that_differ_only_in_punctuation_are_rejected_naming_both(
+    models: list[dict[str, object]], complaint: str
+) -> None:
+    default = models[0]["name"]
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        Catalog.model_validate({"default_model": default, "models": models})
+
+
+# valid model names from a small alphabet, so that near-collisions are common
+@given(st.lists(st.from_regex(r"[ab][ab._-]{0,2}", fullmatch=True), min_size=2, max_size=4))
+def test_catalog_accepts_exactly_the_names_the_service_keeps_apart(names: list[str]) -> None:
+    """The oracle is the service's own per-model attribute naming (service/inference.py)."""
+    attributes = {model_attribute(name) for name in names}
+    document = {"default_model": names[0], "models": [entry(name) for name in names]}
+    if len(attributes) == len(names):
+        Catalog.model_validate(document)
+    else:
+        with pytest.raises(ValueError, match="clashes with"):
+            Catalog.model_validate(document)
 
 
 def test_threshold_falls_back_to_the_model_default() -> None:

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from service.api_docs import API_INFO
 from service.release import VERSION_HEADER, ReleaseVersion, bento_tag, release_version
 from service.version import APP_VERSION
 
@@ -72,7 +73,7 @@ def test_every_response_names_the_release(client: TestClient) -> None:
 @pytest.mark.usefixtures("served_from_bento")
 def test_openapi_info_version_is_the_release(client: TestClient) -> None:
     response = client.get("/docs.json")
-    assert response.json()["info"] == {"title": "moderation", "version": f"{APP_VERSION}+abc123"}
+    assert response.json()["info"] == {**API_INFO, "version": f"{APP_VERSION}+abc123"}
     assert int(response.headers["content-length"]) == len(response.content)
     assert response.headers[VERSION_HEADER] == f"{APP_VERSION}+abc123"
 

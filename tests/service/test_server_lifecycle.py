@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,7 +15,16 @@ import yaml
 from service.auth import hash_key
 from service.backends import SKLEARN_PIPELINE_FILE
 from tests.fixtures.catalog import StoredModels, catalog_document
-from tests.fixtures.servers import server_env, start_server, stop_server
+from tests.fixtures.servers import (
+    REPO_ROOT,
+    RunningServer,
+    free_port,
+    server_env,
+    server_home,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +55,38 @@ def test_server_with_unusable_settings_refuses_to_start(
     assert "Traceback" not in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2)
+
+
+def test_server_with_a_catalog_model_missing_from_the_store_names_the_fix(
+    catalog_file: Path, tmp_path: Path
+) -> None:
+    """Not BentoML's "No cloud context default found": the commands that store the model."""
+    empty_store = tmp_path / "empty-store"
+    env = server_env(catalog_file, MODERATION_AUTH_DISABLED="1", BENTOML_HOME=str(empty_store))
+    log_path = tmp_path / "server.log"
+    process, _ = start_server(env, log_path)
+    try:
+        exit_code = process.wait(timeout=60)
+    finally:
+        stop_server(process)
+    output = log_path.read_text()
+    assert exit_code != 0
+    (error_line,) = [
+        line for line in output.splitlines() if "not in the BentoML model store" in line
+    ]
+    assert error_line.startswith("Error: ")
+    assert "python -m service.store ensure-default" in error_line
+    assert "make import-model SOURCE=" in error_line
+    assert "cloud" not in output.lower()
+    assert "Traceback" not in output
+
+
+def test_readiness_is_503_while_the_models_load_then_200(server: RunningServer) -> None:
+    """What the session server's /readyz answered from its first answer until it was ready."""
+    *loading, ready = server.readyz_statuses
+    assert ready == 200
+    assert loading, "the first answer was already 200: readiness did not wait for the models"
+    assert set(loading) == {503}
 
 
 def corrupt_stored_model() -> str:
@@ -107,8 +150,51 @@ def test_models_that_cannot_load_keep_it_unready_with_one_line_each(
     assert output.count("Service moderation initialized") == 1  # no restart loop
 
 
-def is_live(base_url: str) -> bool:
+def _make(target: str, env: dict[str, str], log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`make <target>` with the venv taken as built (the session already runs inside it)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            ["make", "-o", ".venv/.installed", target, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def test_make_serve_with_keys_serves_with_the_given_key_required(
+    catalog_file: Path, tmp_path: Path
+) -> None:
+    key = "local-test-key"
+    port = free_port()
+    env = server_env(
+        catalog_file,
+        MODERATION_API_KEY=key,
+        BENTOML_HOME=str(server_home(Path(os.environ["BENTOML_HOME"]), tmp_path)),
+    )
+    log_path = tmp_path / "make.log"
+    process = _make("serve-with-keys", env, log_path, f"PORT={port}")
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        return httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
+        wait_until_ready(process, base_url, log_path)
+        assert httpx.get(f"{base_url}/v1/models", timeout=30).status_code == 401
+        headers = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{base_url}/v1/models", headers=headers, timeout=30).status_code == 200
+        wrong = {"Authorization": "Bearer another-key"}
+        assert httpx.get(f"{base_url}/v1/models", headers=wrong, timeout=30).status_code == 401
+    finally:
+        stop_server(process)
+    assert key not in log_path.read_text()  # hashed before the server sees it, never echoed
+
+
+def test_make_serve_with_keys_without_a_key_says_how_to_give_one(
+    catalog_file: Path, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "make.log"
+    process = _make("serve-with-keys", server_env(catalog_file), log_path)
+    try:
+        assert process.wait(timeout=60) != 0
+    finally:
+        stop_server(process)
+    assert "make serve-with-keys: set MODERATION_API_KEY=<key>" in log_path.read_text()
