@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from service.backends import CategoryScorer
 from service.catalog import load_catalog
 from service.categories import Category
