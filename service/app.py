@@ -83,6 +83,7 @@ class _Moderation:
         )
         api.state.max_body_bytes = self.settings.max_body_bytes
         self.models: LoadedModels | None = None
+        self.load_failed = False
         self.draining = False
         self.batcher: Batcher[dict[Category, float]] = Batcher(
             self._score,
@@ -102,6 +103,7 @@ class _Moderation:
         try:
             self.models = LoadedModels.load(self)
         except ModelLoadError as error:
+            self.load_failed = True
             for problem in error.problems:
                 log_event("ERROR", problem)
 
@@ -204,7 +206,9 @@ class _Moderation:
         if self.models is None:
             raise ApiError(
                 503,
-                "The models are not loaded (yet); retry shortly.",
+                "A model could not be loaded; the server log says which."
+                if self.load_failed
+                else "The models are still loading; retry shortly.",
                 code="not_ready",
                 headers={"Retry-After": str(RETRY_UNAVAILABLE_S)},
             )

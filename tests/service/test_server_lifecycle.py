@@ -140,6 +140,7 @@ def test_models_that_cannot_load_keep_it_unready_with_one_line_each(
         assert response.status_code == 503
         assert int(response.headers["Retry-After"]) > 0
         assert response.json()["error"]["type"] == "server_error"
+        assert "could not be loaded" in response.json()["error"]["message"]
     finally:
         stop_server(process)
     broken_line, corrupt_line = failures()
