@@ -25,8 +25,10 @@ SOAK_SECONDS = float(os.environ.get("MODERATION_SOAK_SECONDS", "60"))
 CLIENTS = {"profanity-check": 12, "tiny-koala": 4}
 # Not counted: the first requests fill caches and the allocator's pools (RSS rises ~100 MiB).
 WARM_UP_SECONDS = 10
-# After the warm-up, RSS may grow by this much at most (allocator noise), whatever the duration.
-RSS_GROWTH_LIMIT = 64 * 1024 * 1024
+# After the warm-up, RSS may grow by this much at most, whatever the duration. Measured growth:
+# ~50 MiB in the first minute, ~95 MiB in ten (docs/operations.md); a leak of 20 KB per request
+# passes it within the minute.
+RSS_GROWTH_LIMIT = 128 * 1024 * 1024
 
 
 def test_soak_answers_every_request_and_memory_stays_bounded(server: RunningServer) -> None:
