@@ -111,6 +111,12 @@ def checkout(revision: str, work: Path) -> Path:
 
 @contextlib.contextmanager
 def serve(tree: Path, env: dict[str, str], log: Path) -> Iterator[str]:
+    """Each server with a BENTOML_HOME of its own over the shared model store: `bentoml serve`
+    empties its home's Prometheus directory at start, which would hide the other's metrics."""
+    from tests.fixtures.servers import server_home
+
+    store = Path(env.get("BENTOML_HOME") or Path.home() / "bentoml")
+    env = {**env, "BENTOML_HOME": str(server_home(store, log.parent))}
     port = free_loopback_port()
     command = [BENTOML_CLI, "serve", "service.app:Moderation", "--host", "127.0.0.1"]
     base_url = f"http://127.0.0.1:{port}"
