@@ -10,7 +10,8 @@ export BENTOML_HOME ?= $(HOME)/bentoml
 export BENTOML_DO_NOT_TRACK ?= True
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv serve serve-with-keys docs test lint format bento import-model plan cost image-test bench audit lock clean
+.PHONY: venv serve serve-with-keys docs test lint format bento import-model compare plan cost image-test \
+  bench validate-precision export-onnx audit lock clean
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/service.txt requirements/dev.txt requirements/constraints.txt
@@ -72,16 +73,35 @@ import-model: venv
 	fi
 	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
 
+## compare: BASELINE=<model or Bento tag[@model]> CANDIDATE=<same> [TEXTS=<file.jsonl>]
+## [MIN_AGREEMENT=<0-1>]: both models score the same texts in-process; writes build/compare/
+## (report.json, report.md, score_distributions.png); exits 1 below MIN_AGREEMENT (bench/compare.py).
+compare: venv
+	$(PY) -m service.store ensure-default
+	$(PY) -m bench.compare --baseline "$(BASELINE)" --candidate "$(CANDIDATE)" \
+	  $(if $(TEXTS),--texts "$(TEXTS)") $(if $(MIN_AGREEMENT),--min-agreement "$(MIN_AGREEMENT)")
+
 ## image-test: opt-in, not in `make test` (root, buildah, debootstrap; 10-15 min): build the Bento's
 ## image with buildah from BentoML's Dockerfile and check it serves /readyz, non-root, CPU torch.
 image-test: venv
 	$(PY) -m pytest tests/bento/check_image.py -v
 
-## bench: not in `make test` (~3 min): concurrency sweep of the kit against the seed MVP on the
-## offline default model; writes bench/results/<date>.json and .md (bench/run.py).
+## bench: not in `make test` (~10 min on 2 cores): limit (in-process), service (HTTP) and the MVP
+## baseline on a DeBERTa-v3-base-shaped model (built once into the store) and the same texts;
+## writes build/bench/results.json, throughput.png, p99.png and bench/results/<date>.md (bench/run.py).
+## QUICK=1: the same harness on a tiny model in about a minute. PRECISION=fp32|bf16|int8.
 bench: venv
-	$(PY) -m service.store ensure-default
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(PRECISION),--precision $(PRECISION))
+
+## validate-precision: MODEL=<catalog name> [PRECISION=bf16|int8] [BACKEND=onnx TAG=<export>]:
+## top-category agreement and largest score difference against fp32 (bench/precision.py).
+validate-precision: venv
+	$(PY) -m bench.precision --model "$(MODEL)" $(if $(PRECISION),--precision $(PRECISION)) \
+	  $(if $(BACKEND),--backend $(BACKEND)) $(if $(TAG),--tag "$(TAG)")
+
+## export-onnx: TAG=<stored transformers model>: store its ONNX Runtime export, fp32 and int8.
+export-onnx: venv
+	$(PY) -m service.onnx_export --tag "$(TAG)"
 
 ## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
 ## placeholders a real deploy refuses. V=1 also prints a count per resource type.

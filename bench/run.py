@@ -1,10 +1,21 @@
-"""Concurrency sweep, the kit against the seed MVP: `make bench` (or `python -m bench.run`).
+"""Three contestants, one run, the same texts: `make bench` (or `python -m bench.run`).
 
-Starts the kit (`bentoml serve service.app:Moderation`, one generated API key, offline default
-model) and then the MVP baseline (bench/mvp_baseline.py, same model), each on a free loopback
-port, loads each with bench/load.py at every concurrency level in turn, stops it, and writes
-bench/results/<date>.json plus a Markdown table (<date>.md) with kit/MVP ratios. The models must
-already be in the BentoML store (`make bench` runs `python -m service.store ensure-default`).
+- `limit`: the model in this process (`service.backends.CategoryScorer`), fed ideal batches of
+  N texts back to back, at the precision the service uses: what the hardware allows.
+- `service`: the kit over HTTP as deployed (`bentoml serve service.app:Moderation`, API key on,
+  request log on), N concurrent clients, one text per request.
+- `baseline`: the seed MVP (bench/mvp_baseline.py): one process, the model called once per
+  request, fp32, N concurrent clients.
+
+The model is a DeBERTa-v3-base-shaped classifier with random weights (bench/models.py, built
+once into the BentoML store); the texts are bench/texts.py's moderation mix. Every `MODERATION_*`
+setting in the environment reaches the service (and MODERATION_INFERENCE_THREADS all three);
+the harness sets the API key and, unless MODERATION_CATALOG names one, the catalog.
+
+Writes build/bench/results.json (`{"machine", "command", "model", "limit", "service",
+"baseline"}`), build/bench/throughput.png and p99.png, build/bench/results.md, and (not with
+--quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same harness on the
+tests' tiny model in about a minute: CI runs it to prove the harness works.
 """
 
 from __future__ import annotations
@@ -13,65 +24,67 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import gc
 import os
 import platform
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
+import bentoml
 import httpx
+import numpy as np
+import yaml
 from pydantic import BaseModel
 
 from bench.load import LevelResult, require_loopback, run_level
+from bench.models import bench_spec, ensure_bench_model
+from bench.texts import SEED, moderation_texts
 from service.auth import hash_key
+from service.catalog import CATALOG_ENV, ModelSpec, Precision, load_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = REPO_ROOT / "build" / "bench"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BENTOML_CLI = str(Path(sys.executable).parent / "bentoml")
-READY_TIMEOUT_S = 180
+READY_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 30
+# A fp32 baseline at 32 clients answers in seconds: never count slowness as an error.
+REQUEST_TIMEOUT_S = 300.0
+TEXT_COUNT = 512
+WARM_UP_REQUESTS = 3
+CONTESTANTS = ("limit", "service", "baseline")
 
 
-class Machine(BaseModel):
-    cpu_count: int
-    cpu_model: str
-    platform: str
-    python: str
-    bentoml: str
-    # Other work on the machine competes with the servers and the load generator: recorded.
-    load_average_at_start: tuple[float, float, float]
-
-
-class Ratio(BaseModel):
-    """Kit divided by MVP at one concurrency (throughput: >1 is better; latency: <1 is better)."""
+class Entry(BaseModel):
+    """One concurrency (batch size for `limit`) of one contestant."""
 
     concurrency: int
-    throughput: float
-    p50_latency: float
-    p99_latency: float
+    texts_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    errors: int
 
 
-class BenchReport(BaseModel):
-    date: str
+class Results(BaseModel):
+    machine: dict[str, object]
     command: str
-    machine: Machine
     model: str
-    duration_per_level_s: float
-    max_requests_per_level: int
-    load_average_at_end: tuple[float, float, float]
-    kit: list[LevelResult]
-    mvp: list[LevelResult]
-    ratios: list[Ratio]
+    limit: list[Entry]
+    service: list[Entry]
+    baseline: list[Entry]
 
 
-def machine() -> Machine:
+def machine_facts() -> dict[str, object]:
     cpu_model = next(
         (
             line.split(":", 1)[1].strip()
@@ -80,14 +93,16 @@ def machine() -> Machine:
         ),
         platform.processor() or "unknown",
     )
-    return Machine(
-        cpu_count=os.cpu_count() or 0,
-        cpu_model=cpu_model,
-        platform=platform.platform(),
-        python=platform.python_version(),
-        bentoml=metadata.version("bentoml"),
-        load_average_at_start=os.getloadavg(),
-    )
+    return {
+        "cpu_count": os.cpu_count() or 0,
+        "cpu_model": cpu_model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": metadata.version("torch"),
+        "bentoml": metadata.version("bentoml"),
+        # Other work on the machine competes with the contestants and the load generator.
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def free_loopback_port() -> int:
@@ -141,137 +156,320 @@ def _answers_ok(url: str) -> bool:
         return False
 
 
-def sweep(
-    base_url: str,
+def _entry(
+    concurrency: int, texts: int, elapsed: float, latencies_s: list[float], errors: int
+) -> Entry:
+    p50, p95, p99 = (
+        np.percentile(np.array(latencies_s) * 1000, [50, 95, 99]) if latencies_s else [0.0] * 3
+    )
+    return Entry(
+        concurrency=concurrency,
+        texts_per_s=round(texts / elapsed, 2) if elapsed else 0.0,
+        p50_ms=round(float(p50), 1),
+        p95_ms=round(float(p95), 1),
+        p99_ms=round(float(p99), 1),
+        errors=errors,
+    )
+
+
+def _printed(name: str, entry: Entry) -> Entry:
+    print(
+        f"  {name:<8} {entry.concurrency:>3}: {entry.texts_per_s:>8.2f} texts/s, "
+        f"p50 {entry.p50_ms:>8.1f} ms, p99 {entry.p99_ms:>8.1f} ms, errors {entry.errors}",
+        flush=True,
+    )
+    return entry
+
+
+def bench_limit(
+    spec: ModelSpec,
+    texts: Sequence[str],
     levels: list[int],
     duration_s: float,
-    max_requests: int,
-    model: str | None,
-    headers: dict[str, str],
-) -> list[LevelResult]:
-    """A short unrecorded warm-up, then each level in turn, printed as it finishes."""
-    options = {"max_requests": max_requests, "model": model, "headers": headers}
-    asyncio.run(run_level(base_url, max(levels), min(duration_s, 2.0), **options))
+    cpu_per_text: dict[str, float],
+) -> list[Entry]:
+    """Batches of N consecutive texts scored back to back in this process; each text of a
+    batch waits the whole batch, so a batch's time is its texts' latency. `cpu_per_text` gets
+    the CPU seconds per text at each N: unlike wall time, other work on the machine barely
+    changes it, so it is the figure capacity planning scales from."""
+    from service.backends import CategoryScorer
+
+    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
+    scorer.score(texts[:2])  # warm-up: first calls allocate
     results = []
-    for concurrency in levels:
-        result = asyncio.run(run_level(base_url, concurrency, duration_s, **options))
-        print(
-            f"  concurrency {concurrency:>3}: {result.throughput_rps:>7.1f} req/s, "
-            f"p99 {result.latency_ms.p99:>7.1f} ms, errors {result.errors}",
-            flush=True,
-        )
-        results.append(result)
+    for size in levels:
+        latencies: list[float] = []
+        done = 0
+        cpu_started = time.process_time()
+        started = time.perf_counter()
+        while time.perf_counter() - started < duration_s:
+            offset = done % len(texts)
+            batch = [texts[(offset + i) % len(texts)] for i in range(size)]
+            sent = time.perf_counter()
+            scorer.score(batch)
+            latencies += [time.perf_counter() - sent] * size
+            done += size
+        elapsed = time.perf_counter() - started
+        cpu_per_text[str(size)] = round((time.process_time() - cpu_started) / done, 4)
+        results.append(_printed("limit", _entry(size, done, elapsed, latencies, 0)))
+    del scorer
+    gc.collect()
     return results
 
 
-def bench_kit(
-    model: str | None, levels: list[int], duration_s: float, max_requests: int, work_dir: Path
-) -> list[LevelResult]:
-    """The kit as deployed: API key on, request log on (to a file), adaptive batching."""
+def sweep(
+    name: str,
+    base_url: str,
+    texts: Sequence[str],
+    levels: list[int],
+    duration_s: float,
+    headers: dict[str, str],
+) -> tuple[list[Entry], list[LevelResult]]:
+    """A few unrecorded requests one at a time (a warm-up at full concurrency would leave a slow
+    model a backlog that the first levels then wait behind), then each level in turn."""
+    options = {"texts": texts, "headers": headers, "request_timeout_s": REQUEST_TIMEOUT_S}
+    asyncio.run(run_level(base_url, 1, REQUEST_TIMEOUT_S, max_requests=WARM_UP_REQUESTS, **options))
+    options["max_requests"] = 1_000_000
+    entries, raw = [], []
+    for concurrency in levels:
+        level = asyncio.run(run_level(base_url, concurrency, duration_s, **options))
+        raw.append(level)
+        latency = level.latency_ms
+        entries.append(
+            _printed(
+                name,
+                Entry(
+                    concurrency=concurrency,
+                    texts_per_s=level.throughput_rps,
+                    p50_ms=latency.p50,
+                    p95_ms=latency.p95,
+                    p99_ms=latency.p99,
+                    errors=level.errors,
+                ),
+            )
+        )
+    return entries, raw
+
+
+def _server_env(catalog: Path, keep_moderation: bool) -> dict[str, str]:
+    """This environment with PYTHONPATH and the catalog set; other MODERATION_* settings pass
+    through to the service as they are (the baseline takes only the thread setting)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if keep_moderation
+        or not key.startswith("MODERATION_")
+        or key == "MODERATION_INFERENCE_THREADS"
+    }
+    env.update(PYTHONPATH=str(REPO_ROOT), **{CATALOG_ENV: str(catalog)})
+    return env
+
+
+def bench_service(
+    catalog: Path, texts: Sequence[str], levels: list[int], duration_s: float, work: Path
+) -> tuple[list[Entry], list[LevelResult]]:
+    """The kit as deployed: API key on, request log on, its own batching."""
     api_key = secrets.token_urlsafe(32)
     port = free_loopback_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MODERATION_")}
-    env.update(PYTHONPATH=str(REPO_ROOT), MODERATION_API_KEY_HASHES=hash_key(api_key))
-    if catalog := os.environ.get("MODERATION_CATALOG"):
-        env["MODERATION_CATALOG"] = catalog
+    env = _server_env(catalog, keep_moderation=True)
+    env.pop("MODERATION_AUTH_DISABLED", None)
+    env.update(MODERATION_API_KEY_HASHES=hash_key(api_key))
+    env.pop("MODERATION_API_KEY_HASHES_FILE", None)
     command = [BENTOML_CLI, "serve", "service.app:Moderation", "--host", "127.0.0.1"]
     command += ["--port", str(port)]
     base_url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {api_key}"}
-    print(f"kit on {base_url}", flush=True)
-    with served(command, env, f"{base_url}/readyz", work_dir / "kit.log"):
-        return sweep(base_url, levels, duration_s, max_requests, model, headers)
-
-
-def bench_mvp(
-    model: str | None, levels: list[int], duration_s: float, max_requests: int, work_dir: Path
-) -> list[LevelResult]:
-    port = free_loopback_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "bench.mvp_baseline", "--port", str(port)]
-    if model:
-        command += ["--model", model]
-    base_url = f"http://127.0.0.1:{port}"
-    print(f"MVP on {base_url}", flush=True)
-    with served(command, env, f"{base_url}/livez", work_dir / "mvp.log"):
-        return sweep(base_url, levels, duration_s, max_requests, model, {})
-
-
-def ratios(kit: list[LevelResult], mvp: list[LevelResult]) -> list[Ratio]:
-    def ratio(numerator: float, denominator: float) -> float:
-        return round(numerator / denominator, 2) if denominator else float("nan")
-
-    return [
-        Ratio(
-            concurrency=ours.concurrency,
-            throughput=ratio(ours.throughput_rps, theirs.throughput_rps),
-            p50_latency=ratio(ours.latency_ms.p50, theirs.latency_ms.p50),
-            p99_latency=ratio(ours.latency_ms.p99, theirs.latency_ms.p99),
+    print(f"service on {base_url}", flush=True)
+    with served(command, env, f"{base_url}/readyz", work / "service.log"):
+        return sweep(
+            "service", base_url, texts, levels, duration_s, {"Authorization": f"Bearer {api_key}"}
         )
-        for ours, theirs in zip(kit, mvp, strict=True)
-    ]
 
 
-def markdown_table(report: BenchReport) -> str:
-    """One row per concurrency: both servers side by side, then the kit/MVP ratios."""
+def bench_baseline(
+    catalog: Path, texts: Sequence[str], levels: list[int], duration_s: float, work: Path
+) -> list[Entry]:
+    port = free_loopback_port()
+    command = [sys.executable, "-m", "bench.mvp_baseline", "--port", str(port)]
+    base_url = f"http://127.0.0.1:{port}"
+    print(f"baseline on {base_url}", flush=True)
+    env = _server_env(catalog, keep_moderation=False)
+    with served(command, env, f"{base_url}/livez", work / "baseline.log"):
+        return sweep("baseline", base_url, texts, levels, duration_s, {})[0]
+
+
+def write_catalog(path: Path, spec: ModelSpec) -> Path:
+    document = {"default_model": spec.name, "models": [spec.model_dump(mode="json")]}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def draw_plots(results: Results, out: Path) -> list[Path]:
+    """Throughput and p99 against concurrency, one line per contestant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    paths = []
+    for field, label, name in (
+        ("texts_per_s", "texts per second", "throughput.png"),
+        ("p99_ms", "p99 latency (ms)", "p99.png"),
+    ):
+        figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+        for contestant in CONTESTANTS:
+            entries = getattr(results, contestant)
+            axes.plot(
+                [e.concurrency for e in entries],
+                [getattr(e, field) for e in entries],
+                marker="o",
+                label=contestant,
+            )
+        levels = [e.concurrency for e in results.service]
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(levels, [str(level) for level in levels])
+        axes.set_xlabel("concurrency (batch size for limit)")
+        axes.set_ylabel(label)
+        axes.set_title(f"{label} ({results.machine['date']})")
+        figure.text(0.01, 0.01, results.model, fontsize=6)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+        figure.tight_layout(rect=(0, 0.03, 1, 1))
+        figure.savefig(out / name)
+        plt.close(figure)
+        paths.append(out / name)
+    return paths
+
+
+def markdown(results: Results, batches: list[LevelResult]) -> str:
+    """The dated table: one row per concurrency, the three contestants, then the targets."""
+    facts = results.machine
+    start, end = facts["load_average_at_start"], facts["load_average_at_end"]
     rows = [
-        "| concurrency | kit req/s | MVP req/s | kit/MVP req/s | kit p50 / p95 / p99 ms "
-        "| MVP p50 / p95 / p99 ms | kit/MVP p99 | kit requests per batch | errors kit / MVP |",
+        f"Measured {facts['date']} on {facts['cpu_count']} CPUs ({facts['cpu_model']}), "
+        f"1/5/15-min load average {_loads(start)} at start, {_loads(end)} at end; "
+        f"model {results.model}; {facts['duration_per_level_s']} s per level; "
+        f"`{results.command}`.",
+        "",
+        "| N | limit texts/s | service texts/s | baseline texts/s | service/limit "
+        "| service/baseline | p99 ms limit / service / baseline | service texts per batch "
+        "| errors service / baseline |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for ours, theirs, ratio in zip(report.kit, report.mvp, report.ratios, strict=True):
-        batch = f"{ours.batch_sizes.mean:.1f}" if ours.batch_sizes else "n/a"
+    for limit, service, baseline, raw in zip(
+        results.limit, results.service, results.baseline, batches, strict=True
+    ):
+        batch = f"{raw.batch_sizes.mean:.1f}" if raw.batch_sizes else "n/a"
         rows.append(
-            f"| {ours.concurrency} | {ours.throughput_rps:.0f} | {theirs.throughput_rps:.0f} "
-            f"| {ratio.throughput:.2f} | {_latencies(ours)} | {_latencies(theirs)} "
-            f"| {ratio.p99_latency:.2f} | {batch} | {ours.errors} / {theirs.errors} |"
+            f"| {limit.concurrency} | {limit.texts_per_s:.2f} | {service.texts_per_s:.2f} "
+            f"| {baseline.texts_per_s:.2f} | {_ratio(service.texts_per_s, limit.texts_per_s)} "
+            f"| {_ratio(service.texts_per_s, baseline.texts_per_s)} "
+            f"| {limit.p99_ms:.0f} / {service.p99_ms:.0f} / {baseline.p99_ms:.0f} | {batch} "
+            f"| {service.errors} / {baseline.errors} |"
         )
+    best_limit = max(results.limit, key=lambda e: e.texts_per_s)
+    best_service = max(results.service, key=lambda e: e.texts_per_s)
+    top_service, top_baseline = results.service[-1], results.baseline[-1]
+    rows += [
+        "",
+        f"- service at its best (N={best_service.concurrency}) / limit at its best "
+        f"(N={best_limit.concurrency}): "
+        f"{_ratio(best_service.texts_per_s, best_limit.texts_per_s)} (target >= 0.9)",
+        f"- at N={top_service.concurrency}: service/baseline throughput "
+        f"{_ratio(top_service.texts_per_s, top_baseline.texts_per_s)} (target >= 6), "
+        f"p99 {_ratio(top_service.p99_ms, top_baseline.p99_ms)} (target <= 0.5)",
+    ]
     return "\n".join(rows) + "\n"
 
 
-def _latencies(result: LevelResult) -> str:
-    latency = result.latency_ms
-    return f"{latency.p50:.1f} / {latency.p95:.1f} / {latency.p99:.1f}"
+def _loads(averages: object) -> str:
+    return " / ".join(f"{value:.1f}" for value in averages)  # type: ignore[attr-defined]
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.2f}" if denominator else "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--levels", default="1,8,32,64", help="comma-separated concurrencies")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
-    parser.add_argument("--max-requests", type=int, default=50_000, help="cap per level")
-    parser.add_argument("--model", help="catalog model name (default: the catalog's default)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--quick", action="store_true", help="tiny model, short levels (CI)")
+    parser.add_argument("--levels", help="comma-separated concurrencies (default 1,8,32)")
+    parser.add_argument("--duration", type=float, help="seconds per level (default 20)")
+    parser.add_argument(
+        "--precision",
+        choices=[p.value for p in Precision],
+        help="precision of the benchmark model for limit and service (default bf16; --quick: fp32)",
+    )
+    parser.add_argument(
+        "--model", help=f"a model of {CATALOG_ENV}'s catalog instead of the benchmark model"
+    )
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    levels = [int(level) for level in args.levels.split(",")]
+    levels = [int(n) for n in (args.levels or ("1,4" if args.quick else "1,8,32")).split(",")]
+    duration_s = args.duration or (2.0 if args.quick else 20.0)
     started = datetime.datetime.now(datetime.UTC)
-    facts = machine()
-    with tempfile.TemporaryDirectory(prefix="moderation-bench-") as work:
-        kit = bench_kit(args.model, levels, args.duration, args.max_requests, Path(work))
-        mvp = bench_mvp(args.model, levels, args.duration, args.max_requests, Path(work))
-    report = BenchReport(
-        date=started.isoformat(timespec="seconds"),
-        command=" ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)]),
-        machine=facts,
-        model=args.model or "catalog default",
-        duration_per_level_s=args.duration,
-        max_requests_per_level=args.max_requests,
-        load_average_at_end=os.getloadavg(),
-        kit=kit,
-        mvp=mvp,
-        ratios=ratios(kit, mvp),
-    )
+    facts = machine_facts()
+    texts = moderation_texts(TEXT_COUNT)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / started.strftime("%Y-%m-%d")
-    stem.with_suffix(".json").write_text(report.model_dump_json(indent=2) + "\n")
-    table = markdown_table(report)
-    stem.with_suffix(".md").write_text(
-        f"Measured {report.date} on {facts.cpu_count} CPUs ({facts.cpu_model}), "
-        f"1-min load average {facts.load_average_at_start[0]:.1f} at start, "
-        f"{report.load_average_at_end[0]:.1f} at end; model: {report.model}; "
-        f"{args.duration:g} s per level.\n\n{table}"
+    with tempfile.TemporaryDirectory(prefix="moderation-bench-") as work_dir:
+        work = Path(work_dir)
+        if args.model:
+            spec = load_catalog().find(args.model)
+            if spec is None:
+                raise SystemExit(f"model {args.model!r} is not in the catalog")
+            if args.precision:
+                spec = spec.model_copy(update={"precision": Precision(args.precision)})
+        else:
+            # bf16 autocast's per-operator casts outweigh the arithmetic of a tiny model.
+            default = Precision.FP32 if args.quick else Precision.BF16
+            precision = Precision(args.precision or default)
+            spec = bench_spec(ensure_bench_model(args.quick), precision)
+        catalog = (
+            Path(os.environ[CATALOG_ENV])
+            if args.model and not args.precision
+            else write_catalog(work / "catalog.yaml", spec)
+        )
+        print(
+            f"model {spec.tag} ({spec.backend.value}, {spec.precision.value}), "
+            f"bench/texts.py's mix, levels {levels}, {duration_s:g} s each",
+            flush=True,
+        )
+        cpu_per_text: dict[str, float] = {}
+        limit = bench_limit(spec, texts, levels, duration_s, cpu_per_text)
+        service, batches = bench_service(catalog, texts, levels, duration_s, work)
+        fp32 = spec.model_copy(update={"precision": Precision.FP32})
+        baseline_catalog = write_catalog(work / "baseline-catalog.yaml", fp32)
+        baseline = bench_baseline(baseline_catalog, texts, levels, duration_s, work)
+        for log in work.glob("*.log"):
+            shutil.copy(log, args.out / log.name)
+    facts |= {
+        "load_average_at_end": os.getloadavg(),
+        "date": started.isoformat(timespec="seconds"),
+        "duration_per_level_s": duration_s,
+        "texts": f"bench/texts.py, {TEXT_COUNT} texts, seed {SEED}",
+        "limit_cpu_seconds_per_text": cpu_per_text,
+    }
+    command = " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
+    results = Results(
+        machine=facts,
+        command=command,
+        model=f"{spec.name} ({spec.tag}, {spec.backend.value}, service and limit in "
+        f"{spec.precision.value}, baseline fp32)",
+        limit=limit,
+        service=service,
+        baseline=baseline,
     )
+    (args.out / "results.json").write_text(results.model_dump_json(indent=2) + "\n")
+    draw_plots(results, args.out)
+    table = markdown(results, batches)
+    (args.out / "results.md").write_text(table)
+    if not args.quick:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        stem = args.results_dir / started.strftime("%Y-%m-%d")
+        stem.with_suffix(".md").write_text(table)
+        stem.with_suffix(".json").write_text(results.model_dump_json(indent=2) + "\n")
     print(table)
-    print(f"wrote {stem}.json and {stem}.md")
+    print(f"wrote {args.out}/results.json, throughput.png, p99.png, results.md")
     return 0
 
 

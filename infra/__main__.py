@@ -23,7 +23,7 @@ from infra.config import load_stack_config
 from infra.edge.api_keys import ApiKeys, ApiKeysArgs
 from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs, RateLimit
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
-from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, WeightedBackend
+from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
 from infra.observability.alerts import Alerting, AlertingArgs
@@ -91,7 +91,7 @@ workload = Workload(
     "moderation", WorkloadArgs(config=config.workload, project=project), opts=in_cluster
 )
 
-# --- edge: API keys, release tracks (stable + optional canary), Cloud Armor, HTTPS gateway --------
+# --- edge: API keys, release tracks (stable + optional canary/shadow), Cloud Armor, HTTPS gateway
 edge = config.edge
 api_keys = ApiKeys(
     "moderation",
@@ -104,7 +104,7 @@ api_keys = ApiKeys(
     ),
     opts=in_cluster,
 )
-releases = {"stable": config.release.stable, "canary": config.release.canary}
+releases = {"stable": config.release.stable, **config.release.candidates}
 tracks = {
     track: ModelDeployment(
         f"moderation-{track}",
@@ -123,7 +123,6 @@ tracks = {
         ),
     )
     for track, release in releases.items()
-    if release is not None
 }
 canary_weight = config.release.canary.weight if config.release.canary else 0
 weights = {"stable": 100 - canary_weight, "canary": canary_weight}
@@ -162,7 +161,11 @@ gateway = EdgeGateway(
         backends=[
             WeightedBackend(track, deployment.service_name, deployment.service_port, weights[track])
             for track, deployment in tracks.items()
+            if track in weights
         ],
+        mirror=MirrorBackend("shadow", tracks["shadow"].service_name, tracks["shadow"].service_port)
+        if "shadow" in tracks
+        else None,
         log_sample_rate=edge.log_sample_rate,
         backend_timeout_sec=edge.backend_timeout_sec,
         connection_draining_sec=edge.connection_draining_sec,
@@ -196,6 +199,7 @@ alerting = Alerting(
         public_host=config.edge.domains[0],
         settings=observed,
         log_metrics=logs.log_metrics,
+        candidate_tracks=list(config.release.candidates),
     ),
 )
 if scales_on_serving_metric:
@@ -238,6 +242,7 @@ pulumi.export("edgeIp", endpoint.address)
 pulumi.export("dnsAuthorizationRecords", endpoint.dns_authorization_records)
 pulumi.export("apiKeysSecret", api_keys.secret_name)
 pulumi.export("canaryWeight", canary_weight)
+pulumi.export("releaseTracks", {track: release.bento for track, release in releases.items()})
 pulumi.export("workloadServiceAccount", workload.gcp_service_account.email)
 pulumi.export("logsBigQueryDataset", logs.bigquery_dataset)
 pulumi.export("logsArchiveBucket", logs.archive_bucket)

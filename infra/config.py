@@ -297,6 +297,15 @@ class QueueConfig(_Section):
     )
 
 
+class KeyRateLimitConfig(_Section):
+    """The service's own per-API-key limit, the authoritative one (docs/security.md): counted on
+    the key's id after the header is parsed, so every spelling of one key shares a bucket. Each pod
+    admits `requestsPerMinute` a minute per key, `burst` at once; then 429 with Retry-After."""
+
+    requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)]
+    burst: Annotated[int, Field(ge=1, le=100_000)] = 20
+
+
 class WorkloadConfig(_Section):
     """The Bento on Kubernetes: namespace, sizing, scaling and shutdown behaviour."""
 
@@ -310,6 +319,7 @@ class WorkloadConfig(_Section):
         default=10, description="Serving on while the load balancer takes the pod out."
     )
     termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 90
+    key_rate_limit: KeyRateLimitConfig = KeyRateLimitConfig(requests_per_minute=300, burst=50)
 
 
 # --- release (contract: docs/models.md "Roll out a new model") --------------------------------
@@ -325,17 +335,27 @@ class CanaryRelease(StableRelease):
 
 
 class ReleaseConfig(_Section):
-    """Which Bento runs: the stable one and, during a rollout, a canary taking `weight`% traffic."""
+    """Which Bento runs: the stable one and, during a rollout, candidates: a canary taking
+    `weight`% of the traffic, and a shadow that gets a copy of every API request (the load
+    balancer mirrors it and drops the shadow's answer, so no client ever sees one)."""
 
     stable: StableRelease
     canary: CanaryRelease | None = None
+    shadow: StableRelease | None = None
+
+    @property
+    def candidates(self) -> dict[str, StableRelease]:
+        """The candidate tracks that run now, by track name."""
+        tracks = {"canary": self.canary, "shadow": self.shadow}
+        return {track: release for track, release in tracks.items() if release is not None}
 
     @model_validator(mode="after")
-    def _canary_is_another_release(self) -> Self:
-        if self.canary is not None and self.canary.bento == self.stable.bento:
-            raise ValueError(
-                f"canary.bento is the stable Bento {self.stable.bento}: nothing to test"
-            )
+    def _candidates_are_other_releases(self) -> Self:
+        for track, release in self.candidates.items():
+            if release.bento == self.stable.bento:
+                raise ValueError(
+                    f"{track}.bento is the stable Bento {self.stable.bento}: nothing to test"
+                )
         return self
 
 
@@ -474,6 +494,28 @@ class AlertThresholds(_Section):
     armor_denials_per_second: Annotated[float, Field(gt=0)]
 
 
+class RolloutAlertsConfig(_Section):
+    """When a candidate track (canary, shadow) behaves worse than, or unlike, stable."""
+
+    flag_rate_drift: Fraction = Field(
+        default=0.05,
+        description="Largest allowed difference, in any category, between the share of texts "
+        "the candidate flags and the share stable flags (0.05 = 5 percentage points).",
+    )
+    error_ratio_margin: Fraction = Field(
+        default=0.01, description="Candidate 5xx share above stable's by more than this alerts."
+    )
+    p99_latency_ratio: Annotated[float, Field(gt=1.0, le=10.0)] = Field(
+        default=1.5, description="Candidate p99 above this multiple of stable's p99 alerts."
+    )
+    min_samples: Annotated[int, Field(ge=1)] = Field(
+        default=200,
+        description="Texts (flag rates) or requests (errors, latency) each track must have "
+        "answered within the window before they are compared: small samples are noise.",
+    )
+    window_minutes: Annotated[int, Field(ge=5, le=1440)] = 30
+
+
 class SloConfig(_Section):
     """Service level objectives over a rolling window; burn-rate alerts guard the error budget."""
 
@@ -490,6 +532,7 @@ class ObservabilityConfig(_Section):
     log_sinks: LogSinksConfig
     alerts: AlertThresholds
     slo: SloConfig
+    rollout: RolloutAlertsConfig = RolloutAlertsConfig()
     uptime_check_period_seconds: Literal[60, 300, 600, 900] = 60
 
     @model_validator(mode="after")
@@ -634,15 +677,16 @@ class StackConfig(_Section):
                 f"{room.memory_gib:.1f} GiB)"
             )
         scaling = self.workload.autoscaling
-        # The stable track at its maximum plus one surge pod while it rolls out, and a canary at
-        # its minimum (a canary carries a small share of traffic).
-        needed = scaling.max_replicas + 1 + (scaling.min_replicas if self.release.canary else 0)
+        # The stable track at its maximum plus one surge pod while it rolls out, and each
+        # candidate (canary, shadow) at its minimum.
+        candidates = len(self.release.candidates)
+        needed = scaling.max_replicas + 1 + scaling.min_replicas * candidates
         if per_node * pool.max_nodes < needed:
             raise ValueError(
                 f"nodePools.{pool_key}.maxNodes {pool.max_nodes} x {per_node} pod(s) per "
                 f"{pool.machine_type} node holds {per_node * pool.max_nodes} pods, fewer than the "
                 f"{needed} that workload.autoscaling.maxReplicas {scaling.max_replicas} needs "
-                "(+1 surge pod, + minReplicas for a canary): raise maxNodes, or lower the "
+                "(+1 surge pod, + minReplicas per canary or shadow): raise maxNodes, or lower the "
                 "requests or maxReplicas"
             )
         return self

@@ -7,10 +7,13 @@ gateways, Cloud Armor rules, NAT, KMS keys, log sinks and their retention, alert
 how much traffic and data flow through it is a usage assumption per stack (`USAGE`, overridable
 on the command line). Autoscaled capacity is priced twice: at the minimum and at the maximum size.
 
-Prices: Google Cloud list prices in USD for us-central1, without committed-use or sustained-use
-discounts, as compiled on PRICES_AS_OF from the public pricing pages named next to each entry;
-other regions apply REGION_FACTORS. They are an estimate for budgeting, not a quote: prices change,
-so check https://cloud.google.com/products/calculator before committing to a number.
+Prices: Google Cloud list prices in USD for us-central1, as compiled on PRICES_AS_OF from the
+public pricing pages named next to each entry; other regions apply REGION_FACTORS (compute, disk,
+load balancing; Cloud NAT is priced the same everywhere). Sustained-use discounts, which Compute
+Engine applies by itself to on-demand N1/N2/N2D nodes, are included (each node priced for a full
+month at its scale); committed-use discounts are not. Spot prices are a dated share of on-demand
+per region (SPOT_SHARES, overridable with --spot-share). They are an estimate for budgeting, not a
+quote: prices change, so check https://cloud.google.com/products/calculator before committing.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-PRICES_AS_OF = "2026-11-28"
+PRICES_AS_OF = "2026-12-02"
 HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
@@ -39,8 +42,13 @@ FAMILY_RATES: Mapping[str, tuple[float, float]] = {
     "n2d": (0.027502, 0.003686),
     "t2d": (0.027502, 0.003686),
     "c3": (0.034650, 0.003938),
-    "g2": (0.022360, 0.002617),
+    # G2's own rates: g2-standard-4 = 4 x 0.024988 + 16 x 0.002927 + one L4 = $0.7068/h.
+    "g2": (0.024988, 0.002927),
 }
+# https://cloud.google.com/compute/docs/sustained-use-discounts: applied automatically to
+# on-demand vCPU and memory of these families; a full month earns the largest one (N1 30%,
+# N2/N2D 20%). E2, T2D, C3 and G2 get none; spot VMs get none.
+SUSTAINED_USE_DISCOUNT: Mapping[str, float] = {"n1": 0.30, "n2": 0.20, "n2d": 0.20}
 # GiB of memory per vCPU for each predefined shape; n1 has its own ratios.
 SHAPE_MEMORY: Mapping[str, float] = {"standard": 4.0, "highmem": 8.0, "highcpu": 1.0}
 N1_SHAPE_MEMORY: Mapping[str, float] = {"standard": 3.75, "highmem": 6.5, "highcpu": 0.9}
@@ -50,7 +58,8 @@ SHARED_CORE: Mapping[str, tuple[float, float]] = {
     "e2-small": (0.5, 2.0),
     "e2-medium": (1.0, 4.0),
 }
-# g2 machine types include their L4 GPUs (https://cloud.google.com/compute/docs/gpus).
+# g2 machine types include their L4 GPUs (https://cloud.google.com/compute/docs/gpus); a node
+# pool may still declare them as guestAccelerators, which must not price them twice.
 G2_GPUS: Mapping[int, int] = {4: 1, 8: 1, 12: 1, 16: 1, 24: 2, 32: 1, 48: 4, 96: 8}
 # https://cloud.google.com/compute/gpus-pricing: per GPU-hour, on-demand.
 GPU_HOURLY: Mapping[str, float] = {
@@ -58,9 +67,23 @@ GPU_HOURLY: Mapping[str, float] = {
     "nvidia-tesla-t4": 0.350000,
     "nvidia-tesla-a100": 2.933908,
 }
-SPOT_FRACTION = 0.40
-"""Spot VMs and GPUs, as a share of on-demand. Spot prices move (Google advertises 60-91% off);
-0.40 is the least discount, so the estimate errs high."""
+
+
+@dataclass(frozen=True)
+class SpotShare:
+    """Spot price as a share of on-demand in one region, and when it was read."""
+
+    share: float
+    as_of: str
+
+
+# https://cloud.google.com/spot-vms/pricing: spot prices move (up to once a day) and differ by
+# region; these are N2 spot / on-demand as read on `as_of` (the committed stacks' model pools).
+# Override with --spot-share when a region or family differs; a region not listed is an error.
+SPOT_SHARES: Mapping[str, SpotShare] = {
+    "europe-west1": SpotShare(0.12, "2026-12-02"),
+    "us-central1": SpotShare(0.29, "2026-12-02"),
+}
 # https://cloud.google.com/compute/disks-image-pricing: per GB-month of provisioned boot disk.
 DISK_GB_MONTH: Mapping[str, float] = {
     "pd-standard": 0.040,
@@ -72,16 +95,32 @@ DISK_GB_MONTH: Mapping[str, float] = {
 # credits one zonal (or Autopilot) cluster per billing account.
 GKE_CLUSTER_HOURLY = 0.10
 # https://cloud.google.com/vpc/network-pricing: global external Application Load Balancer.
-LB_FORWARDING_RULE_HOURLY = 0.025
+# Forwarding rules are billed per project: the first five together at one flat hourly rate,
+# each one after that on its own.
+LB_FIRST_FIVE_RULES_HOURLY = 0.025
+LB_EXTRA_RULE_HOURLY = 0.01
 LB_FORWARDING_RULES_PER_GATEWAY = 2  # HTTPS, plus HTTP for the redirect
 LB_DATA_PER_GB = 0.008
-# https://cloud.google.com/armor/pricing (Standard tier).
+# https://cloud.google.com/armor/pricing. Standard: per policy, rule and request.
 ARMOR_POLICY_MONTH = 5.00
 ARMOR_RULE_MONTH = 1.00
 ARMOR_PER_MILLION_REQUESTS = 0.75
-# https://cloud.google.com/nat/pricing: per VM-hour (up to 32 VMs) and per GB processed.
+# Adaptive Protection's full features (suggested rules, traffic attribution) need Cloud Armor
+# Enterprise; Standard gives only its attack alerts. Enterprise Paygo: per project, plus per
+# protected resource (backend service) after the first two; it bundles the policy, rule and
+# request charges above. Its data-processing fee (per GiB sent to the internet) is not priced.
+ARMOR_ENTERPRISE_PROJECT_MONTH = 200.0
+ARMOR_ENTERPRISE_RESOURCE_MONTH = 200.0
+ARMOR_ENTERPRISE_FREE_RESOURCES = 2
+# https://cloud.google.com/nat/pricing: the same in every region. Per VM-hour up to 32 VMs (a
+# flat gateway rate above), per NAT IP address-hour, and per GB processed. One auto-allocated
+# NAT IP has 64,512 ports: at the default 64 ports per VM it serves 1,008 VMs.
 NAT_VM_HOURLY = 0.0014
+NAT_MAX_BILLED_VMS = 32
+NAT_IP_HOURLY = 0.005
 NAT_DATA_PER_GB = 0.045
+NAT_PORTS_PER_IP = 64_512
+NAT_DEFAULT_PORTS_PER_VM = 64
 # https://cloud.google.com/kms/pricing: per active software key version per month.
 KMS_KEY_VERSION_MONTH = 0.06
 # https://cloud.google.com/artifact-registry/pricing: storage beyond 0.5 GB free.
@@ -109,7 +148,8 @@ STORAGE_CLASS_GIB_MONTH: Mapping[str, float] = {
     "COLDLINE": 0.004,
     "ARCHIVE": 0.0012,
 }
-# https://cloud.google.com/pubsub/pricing: throughput beyond 10 GiB free.
+# https://cloud.google.com/pubsub/pricing: throughput beyond 10 GiB free; publishing and each
+# subscription's delivery are billed alike.
 PUBSUB_PER_TIB = 40.0
 PUBSUB_FREE_GIB = 10.0
 # Compute, disk and network list prices of a region relative to us-central1.
@@ -199,16 +239,28 @@ def machine_shape(machine_type: str) -> tuple[str, float, float, int]:
     return family, float(vcpus), vcpus * per_vcpu, gpus
 
 
-def node_hourly(node_config: Mapping[str, Any]) -> float:
-    """On-demand or spot price of one node: vCPUs, memory and GPUs (disks are priced apart)."""
+def node_hourly(node_config: Mapping[str, Any], spot_share: float | None) -> float:
+    """Price of one node for an hour of a full month: vCPUs and memory (less the sustained-use
+    discount when on-demand) and GPUs; spot: a share of on-demand. Disks are priced apart."""
     family, vcpus, memory, bundled_gpus = machine_shape(node_config["machineType"])
     cpu_rate, memory_rate = FAMILY_RATES[family]
-    hourly = vcpus * cpu_rate + memory * memory_rate + bundled_gpus * GPU_HOURLY["nvidia-l4"]
+    spot = bool(node_config.get("spot"))
+    machine = vcpus * cpu_rate + memory * memory_rate
+    if not spot:
+        machine *= 1 - SUSTAINED_USE_DISCOUNT.get(family, 0.0)
+    gpus = bundled_gpus * GPU_HOURLY["nvidia-l4"]
     for accelerator in node_config.get("guestAccelerators") or []:
-        if accelerator["type"] not in GPU_HOURLY:
-            raise PlanError(f"no price for GPU {accelerator['type']!r}; add it to infra/cost.py")
-        hourly += accelerator["count"] * GPU_HOURLY[accelerator["type"]]
-    return hourly * (SPOT_FRACTION if node_config.get("spot") else 1.0)
+        kind, count = accelerator["type"], accelerator["count"]
+        if kind not in GPU_HOURLY:
+            raise PlanError(f"no price for GPU {kind!r}; add it to infra/cost.py")
+        if kind == "nvidia-l4":
+            count = max(count - bundled_gpus, 0)  # a g2 type's own L4s are already counted
+        gpus += count * GPU_HOURLY[kind]
+    if not spot:
+        return machine + gpus
+    if spot_share is None:
+        raise PlanError("a spot pool needs a spot share: add its region to SPOT_SHARES")
+    return (machine + gpus) * spot_share
 
 
 def node_count_range(pool: Mapping[str, Any]) -> tuple[int, int]:
@@ -236,7 +288,9 @@ def hpa_replica_range(plan: Mapping[str, Any]) -> tuple[int, int]:
 # --- pricing ----------------------------------------------------------------------------------
 
 
-def compute_items(plan: Mapping[str, Any], factor: float) -> Iterable[LineItem]:
+def compute_items(
+    plan: Mapping[str, Any], factor: float, spot_share: float | None
+) -> Iterable[LineItem]:
     for cluster in resources_of(plan, "gcp:container/cluster:Cluster"):
         fee = GKE_CLUSTER_HOURLY * HOURS_PER_MONTH
         zonal = cluster["location"].count("-") == 2
@@ -253,11 +307,16 @@ def compute_items(plan: Mapping[str, Any], factor: float) -> Iterable[LineItem]:
     for pool in resources_of(plan, "gcp:container/nodePool:NodePool"):
         config = pool["nodeConfig"]
         low_nodes, high_nodes = node_count_range(pool)
-        hourly = node_hourly(config) * factor
-        capacity = "spot" if config.get("spot") else "on-demand"
+        hourly = node_hourly(config, spot_share) * factor
+        family = machine_shape(config["machineType"])[0]
+        if config.get("spot"):
+            capacity, terms = "spot", f" ({spot_share:.0%} of on-demand)"
+        else:
+            discount = SUSTAINED_USE_DISCOUNT.get(family, 0.0)
+            capacity, terms = "on-demand", f" ({discount:.0%} sustained use)" if discount else ""
         yield LineItem(
             f"nodes {config['machineType']} ({capacity})",
-            f"{low_nodes}-{high_nodes} nodes x {HOURS_PER_MONTH} h x ${hourly:.4f}",
+            f"{low_nodes}-{high_nodes} nodes x {HOURS_PER_MONTH} h x ${hourly:.4f}{terms}",
             low_nodes * hourly * HOURS_PER_MONTH,
             high_nodes * hourly * HOURS_PER_MONTH,
         )
@@ -272,38 +331,71 @@ def compute_items(plan: Mapping[str, Any], factor: float) -> Iterable[LineItem]:
         )
 
 
-def network_items(plan: Mapping[str, Any], usage: Usage, factor: float) -> Iterable[LineItem]:
+def forwarding_rules_hourly(rules: int) -> float:
+    """The project's forwarding rules: the first five at one flat rate, then each on its own."""
+    if rules == 0:
+        return 0.0
+    return LB_FIRST_FIVE_RULES_HOURLY + max(rules - 5, 0) * LB_EXTRA_RULE_HOURLY
+
+
+def adaptive_protection_on(policy: Mapping[str, Any]) -> bool:
+    config = policy.get("adaptiveProtectionConfig") or {}
+    return bool((config.get("layer7DdosDefenseConfig") or {}).get("enable"))
+
+
+def protected_resources(plan: Mapping[str, Any]) -> int:
+    """Backend services with a Cloud Armor policy: one per GCPBackendPolicy that names one."""
+    policies = [r["inputs"] for r in plan["resources"] if r["type"].endswith(":GCPBackendPolicy")]
+    return sum(bool(p["spec"]["default"].get("securityPolicy")) for p in policies)
+
+
+def nat_ips(nat: Mapping[str, Any], vms: int) -> int:
+    """NAT IPs in use: the listed ones, or as many as auto-allocation needs for the VMs' ports."""
+    if nat.get("natIpAllocateOption") == "MANUAL_ONLY":
+        return len(nat.get("natIps") or [])
+    ports = vms * nat.get("minPortsPerVm", NAT_DEFAULT_PORTS_PER_VM)
+    return max(math.ceil(ports / NAT_PORTS_PER_IP), 1)
+
+
+def network_items(plan: Mapping[str, Any], usage: Usage) -> Iterable[LineItem]:
     gateways = [r for r in plan["resources"] if r["type"].endswith(":Gateway")]
     if gateways:
         rules = len(gateways) * LB_FORWARDING_RULES_PER_GATEWAY
         traffic_gb = usage.requests_millions * 1e6 * usage.bytes_per_request / 1e9
-        cost = rules * LB_FORWARDING_RULE_HOURLY * HOURS_PER_MONTH + traffic_gb * LB_DATA_PER_GB
+        cost = forwarding_rules_hourly(rules) * HOURS_PER_MONTH + traffic_gb * LB_DATA_PER_GB
         yield LineItem(
             "load balancer", f"{rules} forwarding rules, {traffic_gb:.1f} GB", cost, cost
         )
     for policy in resources_of(plan, "gcp:compute/securityPolicy:SecurityPolicy"):
         rules = len(policy.get("rules") or [])
+        if adaptive_protection_on(policy):
+            resources = protected_resources(plan)
+            extra = max(resources - ARMOR_ENTERPRISE_FREE_RESOURCES, 0)
+            cost = ARMOR_ENTERPRISE_PROJECT_MONTH + extra * ARMOR_ENTERPRISE_RESOURCE_MONTH
+            basis = f"Enterprise Paygo (adaptive protection), {resources} protected resources"
+            yield LineItem("Cloud Armor Enterprise", basis, cost, cost)
+            continue
         cost = (
             ARMOR_POLICY_MONTH
             + rules * ARMOR_RULE_MONTH
             + usage.requests_millions * ARMOR_PER_MILLION_REQUESTS
         )
-        yield LineItem("Cloud Armor", f"1 policy, {rules} rules", cost, cost)
-    nats = resources_of(plan, "gcp:compute/routerNat:RouterNat")
-    if nats:
+        yield LineItem("Cloud Armor", f"Standard, 1 policy, {rules} rules", cost, cost)
+    for nat in resources_of(plan, "gcp:compute/routerNat:RouterNat"):
         pools = resources_of(plan, "gcp:container/nodePool:NodePool")
         low_vms = sum(node_count_range(pool)[0] for pool in pools)
         high_vms = sum(node_count_range(pool)[1] for pool in pools)
-        data = usage.nat_gib * NAT_DATA_PER_GB * factor
+        data = usage.nat_gib * NAT_DATA_PER_GB
 
-        def nat(vms: int) -> float:
-            return min(vms, 32) * NAT_VM_HOURLY * HOURS_PER_MONTH * factor + data
+        def monthly(vms: int, nat: Mapping[str, Any] = nat, data: float = data) -> float:
+            gateway = min(vms, NAT_MAX_BILLED_VMS) * NAT_VM_HOURLY
+            return (gateway + nat_ips(nat, vms) * NAT_IP_HOURLY) * HOURS_PER_MONTH + data
 
         yield LineItem(
             "Cloud NAT",
-            f"{low_vms}-{high_vms} VMs, {usage.nat_gib} GiB",
-            nat(low_vms),
-            nat(high_vms),
+            f"{low_vms}-{high_vms} VMs, {nat_ips(nat, high_vms)} IP, {usage.nat_gib} GiB",
+            monthly(low_vms),
+            monthly(high_vms),
         )
 
 
@@ -339,8 +431,12 @@ def observability_items(plan: Mapping[str, Any], usage: Usage) -> Iterable[LineI
                     "log archive bucket", f"{stored:.0f} GiB at steady state", cost, cost
                 )
     if any(d.startswith("pubsub.googleapis.com/") for d in destinations):
-        cost = max(usage.log_gib - PUBSUB_FREE_GIB, 0.0) / 1024 * PUBSUB_PER_TIB
-        yield LineItem("Pub/Sub log forwarder", f"{usage.log_gib} GiB", cost, cost)
+        # Published once, delivered once per subscription (at least the forwarder's).
+        deliveries = max(len(resources_of(plan, "gcp:pubsub/subscription:Subscription")), 1)
+        throughput = usage.log_gib * (1 + deliveries)
+        cost = max(throughput - PUBSUB_FREE_GIB, 0.0) / 1024 * PUBSUB_PER_TIB
+        basis = f"{usage.log_gib} GiB published + delivered {deliveries}x"
+        yield LineItem("Pub/Sub log forwarder", basis, cost, cost)
 
     low_pods, high_pods = hpa_replica_range(plan)
     samples_per_pod = (
@@ -401,15 +497,32 @@ def archive_monthly(bucket: Mapping[str, Any], gib_per_month: float) -> tuple[fl
     return cost, gib_per_month * months
 
 
-def estimate(plan: Mapping[str, Any], usage: Usage) -> list[LineItem]:
-    """Every priced line of a plan; raises PlanError for anything the table cannot price."""
+def spot_share_of(region: str, override: float | None = None) -> float | None:
+    """The spot share to price with: the override, else the region's dated table entry."""
+    if override is not None:
+        return override
+    entry = SPOT_SHARES.get(region)
+    return entry.share if entry else None
+
+
+def estimate(
+    plan: Mapping[str, Any], usage: Usage, spot_share: float | None = None
+) -> list[LineItem]:
+    """Every priced line of a plan; raises PlanError for anything the table cannot price.
+    `spot_share` overrides the region's SPOT_SHARES entry."""
     region = region_of(plan)
     if region not in REGION_FACTORS:
         raise PlanError(f"no price factor for region {region!r}; add it to REGION_FACTORS")
     factor = REGION_FACTORS[region]
+    share = spot_share_of(region, spot_share)
+    pools = resources_of(plan, "gcp:container/nodePool:NodePool")
+    if share is None and any(pool["nodeConfig"].get("spot") for pool in pools):
+        raise PlanError(
+            f"no spot share for region {region!r}: add it to SPOT_SHARES or pass --spot-share"
+        )
     return [
-        *compute_items(plan, factor),
-        *network_items(plan, usage, factor),
+        *compute_items(plan, factor, share),
+        *network_items(plan, usage),
         *platform_items(plan, usage),
         *observability_items(plan, usage),
     ]
@@ -465,7 +578,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{usage.log_gib:g} GiB logs; see infra/cost.py)"
     )
     print(render(items, title))
+    print(serving_summary(plan, usage, items))
     return 0
+
+
+def serving_summary(plan: Mapping[str, Any], usage: Usage, items: list[LineItem]) -> str:
+    """The model pool at the expected peak, from the measured per-pod throughput, and the cost
+    of a million moderated texts (one text per request)."""
+    from infra.capacity import MEASURED, PEAK_TO_MEAN, serving_plan  # capacity imports this module
+
+    sized = serving_plan(plan, usage.requests_millions)
+    low, high = (
+        sum(getattr(i, end) for i in items) / usage.requests_millions for end in ("low", "high")
+    )
+    return "\n".join(
+        [
+            f"Capacity ({MEASURED.source}): one model pod sustains "
+            f"{sized.pod_texts_per_s:.1f} texts/s; expected peak {sized.peak_texts_per_s:.1f} "
+            f"texts/s ({usage.requests_millions:g}M a month x {PEAK_TO_MEAN:g}) needs "
+            f"{sized.pods_at_peak} pods = {sized.nodes_at_peak} model nodes "
+            f"({sized.pods_per_node} pods per node, pool maximum {sized.max_nodes}).",
+            f"Cost per million moderated texts: ${low:,.2f} at minimum scale, "
+            f"${high:,.2f} at maximum.",
+        ]
+    )
 
 
 if __name__ == "__main__":

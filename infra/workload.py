@@ -2,8 +2,9 @@
 
 `Workload` holds what every release shares (namespace, service accounts, NetworkPolicy,
 PodMonitoring). `ModelDeployment` is one release track (Deployment, Service, HPA, PDB): the program
-creates the stable track, and during a rollout a canary track, once the API keys they mount exist;
-the edge's HTTPRoute splits traffic between the two Services.
+creates the stable track, and during a rollout a canary and/or a shadow track, once the API keys
+they mount exist; the edge's HTTPRoute splits client traffic between stable and canary and mirrors
+a copy of it to the shadow.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
+from infra.capacity import inference_threads
 from infra.config import APP, SERVICE_TIMEOUT_HEADROOM_S, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
+from infra.observability import metrics as m
 from infra.observability.metrics import REQUESTS_IN_FLIGHT
 from infra.workload_identity import workload_identity
 
@@ -75,6 +78,7 @@ SERVICE_PORT = 80
 # The user baked into BentoML's container images (`bentoml containerize`): uid/gid 1034.
 BENTO_UID = 1034
 TRACK_LABEL = "moderation.dev/track"
+VERSION_LABEL = "app.kubernetes.io/version"  # the Bento version of the pod's release
 API_KEYS_MOUNT = "/etc/moderation/api-keys"
 API_KEYS_REVISION_ANNOTATION = "moderation.dev/api-keys-revision"
 # Google Front End / L7 load balancer proxies and health checkers reach pods from these ranges.
@@ -131,7 +135,7 @@ class ModelDeployment(pulumi.ComponentResource):
         object_name = f"{APP}-{args.track}"
         selector = {"app.kubernetes.io/name": APP, TRACK_LABEL: args.track}
         version = args.release.bento.split(":", 1)[1]
-        labels = {**selector, "app.kubernetes.io/version": version}
+        labels = {**selector, VERSION_LABEL: version}
 
         def metadata(annotations: dict[str, str] | None = None) -> ObjectMetaArgs:
             return ObjectMetaArgs(
@@ -219,6 +223,18 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         # at run time: the models are in the image.
         EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/.cache"),  # noqa: S108
         EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+        # Intra-op threads = the CPU the pod is guaranteed: torch would otherwise start one per
+        # core of the node, and threads contending for too few cores run several times slower.
+        EnvVarArgs(
+            name="MODERATION_INFERENCE_THREADS",
+            value=str(inference_threads(config.resources.cpu_request)),
+        ),
+        # The authoritative per-key limit (the edge's per-key rule is only a coarse outer bound).
+        EnvVarArgs(
+            name="MODERATION_KEY_REQUESTS_PER_MINUTE",
+            value=str(config.key_rate_limit.requests_per_minute),
+        ),
+        EnvVarArgs(name="MODERATION_KEY_BURST", value=str(config.key_rate_limit.burst)),
         # service/settings.py: the edge's timeout, and the queue bounds
         EnvVarArgs(
             name="MODERATION_REQUEST_TIMEOUT_S",
@@ -432,7 +448,14 @@ class Workload(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": app_selector},
                 "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
-                "targetLabels": {"fromPod": [{"from": TRACK_LABEL, "to": "track"}]},
+                # Every series carries its pod's track and Bento version: the dashboard and the
+                # rollout alerts compare candidates with stable without any service code.
+                "targetLabels": {
+                    "fromPod": [
+                        {"from": TRACK_LABEL, "to": m.TRACK},
+                        {"from": VERSION_LABEL, "to": m.VERSION},
+                    ]
+                },
             },
             opts=child,
         )

@@ -8,14 +8,21 @@ local socket, which was slower when idle and failed now and then (docs/performan
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import bentoml
 from fastapi import Request
 
-from service.api import BEARER_AUTH, ApiError, RequestId, create_app, state
+from service.api import (
+    BEARER_AUTH,
+    ApiError,
+    HardenedResponses,
+    RequestId,
+    create_app,
+    read_moderation_request,
+    state,
+)
 from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
 from service.batching import Batcher, BatchLimits, Overloaded
@@ -23,12 +30,12 @@ from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
 from service.inference import CATALOG, LoadedModels, ModelLoadError, attach_models
 from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, REQUESTS_IN_FLIGHT
+from service.rate_limit import KeyRateLimiter
 from service.release import ReleaseVersion, bento_tag
 from service.request_log import log_event
 from service.schemas import (
     ErrorBody,
     ModelList,
-    ModerationRequest,
     ModerationResponse,
     ModerationResult,
     moderation_request_schema,
@@ -82,6 +89,13 @@ class _Moderation:
             auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes
         )
         api.state.max_body_bytes = self.settings.max_body_bytes
+        api.state.body_timeout_s = self.settings.body_timeout_s
+        api.state.request_timeout_s = self.settings.request_timeout_s
+        api.state.key_rate_limiter = (
+            KeyRateLimiter(self.settings.key_requests_per_minute, self.settings.key_burst)
+            if self.settings.key_requests_per_minute
+            else None
+        )
         self.models: LoadedModels | None = None
         self.load_failed = False
         self.draining = False
@@ -126,7 +140,7 @@ class _Moderation:
     @api.post(
         "/v1/moderations",
         response_model=ModerationResponse,
-        responses=_error_responses(400, 401, 404, 413, 500, 503),
+        responses=_error_responses(400, 401, 404, 408, 413, 429, 500, 503, 504),
         dependencies=[BEARER_AUTH],
         summary="Classify text(s) for harmful content (OpenAI Moderation API shape).",
         openapi_extra={
@@ -149,9 +163,12 @@ class _Moderation:
 
     async def _moderate(self, request: Request) -> ModerationResponse:
         # Parsed by hand so that `curl -d` (form content type) works like the OpenAI API.
-        body = ModerationRequest.model_validate_json(await request.body())
+        body = await read_moderation_request(
+            request,
+            max_inputs=self.settings.max_inputs,
+            max_input_chars=self.settings.max_input_chars,
+        )
         texts = body.texts
-        self._check_limits(texts)
         self._loaded_models()
         spec = CATALOG.find(body.model)
         if spec is None:
@@ -165,21 +182,15 @@ class _Moderation:
         facts.update(
             model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=sum(map(len, texts))
         )
-        timeout = self.settings.request_timeout_s
+        # The request's deadline is RequestDeadline's (service/api.py): 504, and the queued
+        # texts leave the queue with the cancelled handler.
         try:
-            scores = await asyncio.wait_for(self.batcher.submit(spec.name, texts), timeout)
+            scores = await self.batcher.submit(spec.name, texts)
         except Overloaded as error:
             raise ApiError(
                 503,
                 "The server is overloaded; retry shortly.",
                 code="overloaded",
-                headers={"Retry-After": str(RETRY_BUSY_S)},
-            ) from error
-        except TimeoutError as error:
-            raise ApiError(
-                503,
-                f"The request was not scored within {timeout} seconds; retry.",
-                code="timeout",
                 headers={"Retry-After": str(RETRY_BUSY_S)},
             ) from error
         results = [moderate(spec, text_scores) for text_scores in scores]
@@ -190,7 +201,7 @@ class _Moderation:
     @api.get(
         "/v1/models",
         response_model=ModelList,
-        responses=_error_responses(401, 413, 500, 503),
+        responses=_error_responses(401, 413, 429, 500, 503),
         dependencies=[BEARER_AUTH],
         summary="Loaded models.",
     )
@@ -214,26 +225,6 @@ class _Moderation:
             )
         return self.models
 
-    def _check_limits(self, texts: list[str]) -> None:
-        limits = self.settings
-        if not texts:
-            raise ApiError(400, "'input' must not be empty.", param="input", code="invalid_value")
-        if len(texts) > limits.max_inputs:
-            raise ApiError(
-                400,
-                f"'input' has {len(texts)} items; at most {limits.max_inputs} are allowed.",
-                param="input",
-                code="too_many_inputs",
-            )
-        longest = max(map(len, texts))
-        if longest > limits.max_input_chars:
-            raise ApiError(
-                400,
-                f"An input has {longest} characters; at most {limits.max_input_chars} are allowed.",
-                param="input",
-                code="input_too_long",
-            )
-
     @staticmethod
     def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:
         for text in texts:
@@ -256,7 +247,11 @@ Moderation = bentoml.service(
     traffic={"timeout": SETTINGS.request_timeout_s + BENTOML_TIMEOUT_MARGIN_S},
     # The API app writes one JSON line per request itself (service/request_log.py).
     logging={"access": {"enabled": False}},
+    # BentoML's HTTP metrics label the raw request path, so any client could add series without
+    # bound; the API app exports its own, labelled by route template (service/metrics.py).
+    metrics={"enabled": False, "namespace": "bentoml_service"},
 )(bentoml.asgi_app(api, path="/")(_Moderation))
 Moderation.add_asgi_middleware(RequestId)
 Moderation.add_asgi_middleware(ReleaseVersion)
+Moderation.add_asgi_middleware(HardenedResponses)
 Moderation.add_asgi_middleware(ApiDocs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import sys
 
 from bentoml.exceptions import BentoMLConfigException
@@ -70,12 +71,17 @@ def configured_api_keys(*, auth_disabled: bool, hashes: tuple[str, ...]) -> ApiK
     return ApiKeys(hashes)
 
 
+# RFC 9110 section 11.4 and RFC 6750 section 2.1: credentials = auth-scheme 1*SP b64token, the
+# scheme case-insensitive; nothing else (no tab, no trailing parameters).
+_BEARER_CREDENTIALS = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+
+
 def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header."""
+    """The token of an `Authorization: Bearer <token>` header; None unless exactly that syntax."""
     if authorization is None:
         return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    match = _BEARER_CREDENTIALS.fullmatch(authorization)
+    return match.group(1) if match else None
 
 
 def main() -> int:

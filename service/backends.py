@@ -7,19 +7,31 @@ categories through the catalog. Only the inference service imports this module (
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import bentoml
 import joblib
 import numpy as np
 
-from service.catalog import Backend, ModelSpec
+from service.catalog import Backend, ModelSpec, Precision
 from service.categories import CATEGORIES, Category
+from service.metrics import SCORES
+from service.normalize import normalize
+from service.settings import ENV_PREFIX, SettingsError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 SKLEARN_PIPELINE_FILE = "pipeline.joblib"
 # Longest token sequence scored; longer texts are truncated (DeBERTa-v3 was trained on 512).
 MAX_TOKENS = 512
+# Files of an ONNX export in the model store, by precision (service/onnx_export.py writes them).
+ONNX_FILES: Mapping[Precision, str] = {
+    Precision.FP32: "model.onnx",
+    Precision.INT8: "model.int8.onnx",
+}
+THREADS_ENV = ENV_PREFIX + "INFERENCE_THREADS"
 
 
 class LabelScorer(Protocol):
@@ -33,7 +45,8 @@ class LabelScorer(Protocol):
 class SklearnScorer:
     """A scikit-learn text pipeline with predict_proba (the offline default)."""
 
-    def __init__(self, model: bentoml.Model) -> None:
+    def __init__(self, model: bentoml.Model, precision: Precision) -> None:
+        del precision  # fp32 only (the catalog refuses anything else)
         self._pipeline = joblib.load(model.path_of(SKLEARN_PIPELINE_FILE))
         id2label = model.info.metadata["id2label"]
         self.labels = tuple(id2label[str(index)] for index in self._pipeline.classes_)
@@ -43,45 +56,105 @@ class SklearnScorer:
 
 
 class TransformersScorer:
-    """A Hugging Face sequence-classification model saved with save_pretrained."""
+    """A Hugging Face sequence-classification model saved with save_pretrained, run by torch."""
 
-    def __init__(self, model: bentoml.Model) -> None:
+    def __init__(self, model: bentoml.Model, precision: Precision) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        _apply_thread_setting()
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(model.path)
-        self._model = AutoModelForSequenceClassification.from_pretrained(model.path).eval()
-        config = self._model.config
+        loaded = AutoModelForSequenceClassification.from_pretrained(model.path).eval()
+        self._labels_from(loaded.config)
+        if precision is Precision.INT8:
+            # int8 weights, activations quantised per batch: the linear layers are most of the
+            # FLOPs of a BERT-sized encoder. torch.ao's eager API is deprecated but still shipped.
+            loaded = torch.ao.quantization.quantize_dynamic(
+                loaded, {torch.nn.Linear}, dtype=torch.qint8
+            )
+        self._model = loaded
+        self._bf16 = precision is Precision.BF16
+
+    def _labels_from(self, config: PretrainedConfig) -> None:
         self.labels = tuple(config.id2label[index] for index in range(config.num_labels))
         # Multi-label models score each label on its own; single-label ones share one softmax.
         self._multi_label = config.problem_type == "multi_label_classification"
-        # bf16 autocast roughly halves CPU latency on CPUs with avx512_bf16/AMX; off by default
-        # because scores then differ from fp32 in the second decimal.
-        self._bf16 = os.environ.get("MODERATION_BF16") == "1"
         self._max_tokens = min(MAX_TOKENS, self._tokenizer.model_max_length)
 
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        torch = self._torch
-        encoded = self._tokenizer(
+    def _encode(self, texts: Sequence[str], tensors: str) -> Mapping[str, Any]:
+        return self._tokenizer(
             list(texts),
             padding=True,
             truncation=True,
             max_length=self._max_tokens,
-            return_tensors="pt",
+            return_tensors=tensors,
         )
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self._multi_label:
+            return 1.0 / (1.0 + np.exp(-logits))
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        torch = self._torch
+        encoded = self._encode(texts, "pt")
         with (
             torch.inference_mode(),
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16),
         ):
             logits = self._model(**encoded).logits.float()
-        probabilities = torch.sigmoid(logits) if self._multi_label else logits.softmax(dim=-1)
-        return probabilities.numpy()
+        return self._probabilities(logits.numpy())
 
 
-_BACKENDS: dict[Backend, type[SklearnScorer | TransformersScorer]] = {
+class OnnxScorer(TransformersScorer):
+    """The same classifier exported to ONNX (service/onnx_export.py), run by ONNX Runtime."""
+
+    def __init__(self, model: bentoml.Model, precision: Precision) -> None:
+        import onnxruntime
+        from transformers import AutoConfig, AutoTokenizer
+
+        threads = _apply_thread_setting()
+        self._tokenizer = AutoTokenizer.from_pretrained(model.path)
+        self._labels_from(AutoConfig.from_pretrained(model.path))
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            model.path_of(ONNX_FILES[precision]), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {node.name for node in self._session.get_inputs()}
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        encoded = self._encode(texts, "np")
+        feed = {name: encoded[name].astype(np.int64) for name in self._inputs}
+        (logits,) = self._session.run(["logits"], feed)
+        return self._probabilities(logits.astype(np.float32))
+
+
+def _apply_thread_setting() -> int | None:
+    """Intra-op threads from MODERATION_INFERENCE_THREADS (the Deployment sets it to the pod's
+    CPU request): torch and ONNX Runtime otherwise start one thread per core of the node, which
+    oversubscribes a pod that may use only part of it."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{THREADS_ENV}: must be a whole number >= 1, got {raw!r}")
+    import torch
+
+    torch.set_num_threads(int(raw))
+    return int(raw)
+
+
+Scorer = SklearnScorer | TransformersScorer
+
+_BACKENDS: dict[Backend, type[Scorer]] = {
     Backend.SKLEARN: SklearnScorer,
     Backend.TRANSFORMERS: TransformersScorer,
+    Backend.ONNX: OnnxScorer,
 }
 
 
@@ -91,7 +164,7 @@ class CategoryScorer:
     def __init__(self, spec: ModelSpec, model: bentoml.Model) -> None:
         self.spec = spec
         self.stored = model
-        self._scorer: LabelScorer = _BACKENDS[spec.backend](model)
+        self._scorer: LabelScorer = _BACKENDS[spec.backend](model, spec.precision)
         unknown = set(spec.labels) - set(self._scorer.labels)
         if unknown:
             raise ValueError(
@@ -107,14 +180,25 @@ class CategoryScorer:
             ]
             for category in spec.covered_categories
         }
+        # The score distribution per category (what the dashboard compares between tracks).
+        self._histograms = {
+            category: SCORES.labels(model=spec.name, category=category)
+            for category in spec.covered_categories
+        }
 
     def score(self, texts: Sequence[str]) -> list[dict[Category, float]]:
-        """Every category per text; a category fed by several labels takes the highest."""
+        """Every category per text; a category fed by several labels takes the highest.
+
+        The one place texts reach a model: normalised here when the catalog says so.
+        """
+        if self.spec.normalize:
+            texts = [normalize(text) for text in texts]
         probabilities = self._scorer.predict(texts)
         results: list[dict[Category, float]] = []
         for row in probabilities:
             scores = dict.fromkeys(CATEGORIES, 0.0)
             for category, columns in self._columns.items():
                 scores[category] = float(np.clip(row[columns].max(), 0.0, 1.0))
+                self._histograms[category].observe(scores[category])
             results.append(scores)
         return results

@@ -7,6 +7,7 @@ import time because BentoML packs the models that the service classes name as at
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from service.categories import Category
+from service.categories import CATEGORIES, Category
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 CATALOG_ENV = "MODERATION_CATALOG"
@@ -29,6 +30,23 @@ class Backend(StrEnum):
 
     SKLEARN = "sklearn"  # a joblib-saved scikit-learn text pipeline with predict_proba
     TRANSFORMERS = "transformers"  # a Hugging Face sequence-classification model (save_pretrained)
+    ONNX = "onnx"  # the same model exported for ONNX Runtime (`make export-onnx`)
+
+
+class Precision(StrEnum):
+    """The arithmetic a model runs in; `make validate-precision` measures its cost in scores."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"  # torch autocast to bfloat16 (fast on CPUs with avx512_bf16 / AMX)
+    INT8 = "int8"  # dynamic quantisation: int8 weights and activations in the linear layers
+
+
+# What each backend can run; anything else is refused when the catalog is read.
+PRECISIONS: dict[Backend, frozenset[Precision]] = {
+    Backend.SKLEARN: frozenset({Precision.FP32}),
+    Backend.TRANSFORMERS: frozenset(Precision),
+    Backend.ONNX: frozenset({Precision.FP32, Precision.INT8}),
+}
 
 
 class _Strict(BaseModel):
@@ -43,6 +61,11 @@ class ModelSpec(_Strict):
         default=(), description="Other names accepted as `model`, e.g. OpenAI's model names."
     )
     backend: Backend
+    precision: Precision = Field(
+        default=Precision.FP32,
+        description="fp32, bf16 (transformers) or int8 (transformers, onnx); the default only "
+        "where `make validate-precision` found >= 99% top-category agreement with fp32.",
+    )
     tag: str = Field(
         pattern=r"^[a-z0-9][a-z0-9._-]*:[a-z0-9._-]+$",
         description="BentoML model-store tag, pinned to a version (name:version).",
@@ -59,6 +82,21 @@ class ModelSpec(_Strict):
     )
     default_threshold: Threshold = 0.5
     description: str = Field(default="", description="What the model really detects.")
+    normalize: bool = Field(
+        default=True,
+        description="Score the text as a reader sees it (service/normalize.py): fullwidth, "
+        "invisible, look-alike and spelt-out characters folded first. Off for non-Latin models.",
+    )
+
+    @model_validator(mode="after")
+    def _precision_fits_backend(self) -> Self:
+        if self.precision not in PRECISIONS[self.backend]:
+            allowed = ", ".join(sorted(PRECISIONS[self.backend]))
+            raise ValueError(
+                f"precision {self.precision.value!r} is not available for backend "
+                f"{self.backend.value!r} (allowed: {allowed})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _thresholds_name_covered_categories(self) -> Self:
@@ -74,6 +112,17 @@ class ModelSpec(_Strict):
 
     def threshold(self, category: Category) -> float:
         return self.thresholds.get(category, self.default_threshold)
+
+    def flags(self, scores: Mapping[Category, float]) -> dict[Category, bool]:
+        """The service's decision per category: covered and at or over its threshold.
+
+        `make compare` (bench/compare.py) decides with this; a test pins it to the API's answers.
+        """
+        return {
+            category: category in self.covered_categories
+            and scores[category] >= self.threshold(category)
+            for category in CATEGORIES
+        }
 
 
 class Catalog(_Strict):

@@ -2,7 +2,9 @@
 
 Fields: severity, message, httpRequest, trace (when the load balancer sent one), and the request's
 facts: request id, model, model tag, number of inputs, total characters, number flagged, latency.
-The input text is never logged.
+The input text is never logged. What the client sends (path, method, User-Agent, trace ids) is
+cut to a bounded length, and the line is ASCII-only JSON: U+2028 and other line or control
+characters arrive escaped, so a client cannot split or forge log lines.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import os
 import sys
 from typing import Any
 
+MAX_LOGGED_CHARS = 256
+TRUNCATED = "..."
+
 _logger = logging.getLogger("moderation.requests")
 _logger.propagate = False
 if not _logger.handlers:
@@ -20,6 +25,11 @@ if not _logger.handlers:
     _handler.setFormatter(logging.Formatter("%(message)s"))
     _logger.addHandler(_handler)
     _logger.setLevel(logging.INFO)
+
+
+def bounded(value: str, limit: int = MAX_LOGGED_CHARS) -> str:
+    """`value` cut to `limit` characters, marked when cut."""
+    return value if len(value) <= limit else value[: limit - len(TRUNCATED)] + TRUNCATED
 
 
 def trace_fields(headers: dict[str, str]) -> dict[str, str]:
@@ -32,7 +42,7 @@ def trace_fields(headers: dict[str, str]) -> dict[str, str]:
         parts = parent.split("-")
         if len(parts) == 4:
             trace_id, span_id = parts[1], parts[2]
-    if not trace_id.isalnum():
+    if not (trace_id.isascii() and trace_id.isalnum() and len(trace_id) <= 64):
         return {}
     project = os.environ.get("GOOGLE_CLOUD_PROJECT")
     fields = {
@@ -40,7 +50,7 @@ def trace_fields(headers: dict[str, str]) -> dict[str, str]:
         if project
         else trace_id
     }
-    if span_id.isalnum():
+    if span_id.isascii() and span_id.isalnum() and len(span_id) <= 32:
         fields["logging.googleapis.com/spanId"] = span_id
     return fields
 
@@ -63,6 +73,10 @@ def log_request(
     facts: dict[str, Any],
 ) -> None:
     """Write the line; `facts` holds what the handler learned (never the texts themselves)."""
+    method, path = bounded(method, 16), bounded(path)
+    request_size = headers.get("content-length", "0")
+    if not (request_size.isascii() and request_size.isdecimal() and len(request_size) <= 20):
+        request_size = "0"
     entry: dict[str, Any] = {
         "severity": severity(status),
         "message": f"{method} {path} {status}",
@@ -70,9 +84,9 @@ def log_request(
             "requestMethod": method,
             "requestUrl": path,
             "status": status,
-            "requestSize": headers.get("content-length", "0"),
+            "requestSize": request_size,
             "responseSize": str(response_bytes),
-            "userAgent": headers.get("user-agent", ""),
+            "userAgent": bounded(headers.get("user-agent", "")),
             "remoteIp": client_ip or "",
             "latency": f"{latency_s:.6f}s",
         },
@@ -80,10 +94,10 @@ def log_request(
         **facts,
         "latency_ms": round(latency_s * 1000, 3),
     }
-    _logger.info(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+    _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))
 
 
 def log_event(severity_name: str, message: str, **fields: Any) -> None:
     """A JSON line about the service itself (not a request), in the same shape."""
     entry = {"severity": severity_name, "message": message, **fields}
-    _logger.info(json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+    _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))

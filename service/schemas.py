@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from service.categories import CATEGORIES, Category
-
-
-def _replace_lone_surrogates(text: str) -> str:
-    """JSON may carry lone UTF-16 surrogates (\\ud800); tokenizers reject them, so drop to '?'."""
-    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 class ModerationRequest(BaseModel):
@@ -27,13 +22,6 @@ class ModerationRequest(BaseModel):
         | list[Annotated[str, StringConstraints(strict=True)]]
     ) = Field(description="Text(s) to classify.")
     model: str | None = Field(default=None, description="Model name; see GET /v1/models.")
-
-    @field_validator("input")
-    @classmethod
-    def _clean_unicode(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, str):
-            return _replace_lone_surrogates(value)
-        return [_replace_lone_surrogates(text) for text in value]
 
     @property
     def texts(self) -> list[str]:

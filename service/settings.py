@@ -27,12 +27,15 @@ _NUMBERS = (
     "max_batch_chars",
     "max_queued_requests",
     "max_queued_texts",
+    "body_timeout_s",
     "request_timeout_s",
+    "key_requests_per_minute",
+    "key_burst",
 )
 
 
 class Settings(BaseModel):
-    """Limits, batching and API-key configuration; every field is MODERATION_<FIELD> in the env."""
+    """Limits, batching, timeouts, API keys and the per-key rate limit: MODERATION_<FIELD>."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -49,12 +52,19 @@ class Settings(BaseModel):
     max_queued_texts: int = Field(
         default=4096, ge=1, description="Texts accepted and not yet scored; then 503."
     )
-    request_timeout_s: int = Field(
-        default=60,
-        ge=1,
-        le=3600,
-        description="The longest a request may take; on GKE the edge's backendTimeoutSec.",
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, le=50, description="Time to receive a whole body (then 408)."
     )
+    request_timeout_s: float = Field(
+        default=50.0,
+        gt=0,
+        le=3600,
+        description="Time to answer (then 504); on GKE the edge's backendTimeoutSec - 2 s.",
+    )
+    key_requests_per_minute: int = Field(
+        default=0, ge=0, description="Per-API-key limit of this process (then 429); 0 = none."
+    )
+    key_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
     auth_disabled: bool = Field(default=False, description="Local development only.")
     api_key_hashes: tuple[str, ...] = Field(default=(), description="`sha256:<hex>` per key.")
 

@@ -1,11 +1,13 @@
 """GKE Gateway API objects that expose the API over HTTPS only.
 
 One `gke-l7-global-external-managed` Gateway on the static IP, serving the Certificate Manager
-map. Its HTTPS listener carries the only route to the service, for the versioned API paths
-(`/v1...`) and, for the external uptime check, `GET /readyz`; anything else gets the load
-balancer's 404, so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
+map. Its HTTPS listener carries the only route to the service, for the API's real operations
+(`POST /v1/moderations`, `GET /v1/models`: exact paths, so no client-chosen path reaches a pod)
+and, for the external uptime check, `GET /readyz`; anything else gets the load balancer's 404,
+so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
 answer with a redirect to HTTPS, and every HTTPS answer carries HSTS. The route splits traffic
-between the stable and the canary Service by weight.
+between the stable and the canary Service by weight and, with a shadow track, mirrors a copy of
+every API request to the shadow's Service, whose answers never reach a client.
 
 Policies: `GCPGatewayPolicy` pins the SSL policy (TLS >= 1.2, MODERN ciphers);
 `GCPBackendPolicy` per Service attaches Cloud Armor, request logging, the backend timeout and
@@ -29,7 +31,8 @@ GKE_POLICY_API = "networking.gke.io/v1"
 CERTMAP_ANNOTATION = "networking.gke.io/certmap"
 HTTPS_LISTENER = "https"
 HTTP_LISTENER = "http"
-API_PATH_PREFIX = "/v1"
+# The API's operations (service/app.py), path -> method.
+API_OPERATIONS = {"/v1/moderations": "POST", "/v1/models": "GET"}
 HEALTH_CHECK_PATH = "/readyz"
 HSTS = "max-age=31536000"
 LOG_SAMPLE_RATE_SCALE = 1_000_000  # GCPBackendPolicy takes the sample rate in millionths
@@ -43,6 +46,20 @@ class WeightedBackend:
     service_name: pulumi.Input[str]
     port: int
     weight: int
+
+
+@dataclass(frozen=True)
+class MirrorBackend:
+    """The shadow track's Service: gets a copy of every API request, its answers are dropped.
+
+    GKE's `gke-l7-global-external-managed` class implements the Gateway API `RequestMirror`
+    filter with the load balancer's request mirroring (URL map `requestMirrorPolicy`), which sends
+    the copy without waiting for its answer: the client's answer is neither delayed nor changed.
+    """
+
+    track: str
+    service_name: pulumi.Input[str]
+    port: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,12 @@ class EdgeGatewayArgs:
     backend_timeout_sec: int
     connection_draining_sec: int
     labels: Mapping[str, str]
+    mirror: MirrorBackend | None = None
+
+    @property
+    def tracks(self) -> list[WeightedBackend | MirrorBackend]:
+        """Every Service the load balancer sends to: each needs its backend and health policy."""
+        return [*self.backends, *([self.mirror] if self.mirror else [])]
 
 
 def _gateway_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
@@ -96,13 +119,29 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
         "type": "ResponseHeaderModifier",
         "responseHeaderModifier": {"set": [{"name": "Strict-Transport-Security", "value": HSTS}]},
     }
+    # The shadow gets a copy of every API request (not of the uptime check's /readyz).
+    mirror = (
+        [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {
+                    "backendRef": {"name": args.mirror.service_name, "port": args.mirror.port}
+                },
+            }
+        ]
+        if args.mirror
+        else []
+    )
     return {
         "parentRefs": [{"name": args.gateway_name, "sectionName": HTTPS_LISTENER}],
         "hostnames": list(args.hostnames),
         "rules": [
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": API_PATH_PREFIX}}],
-                "filters": [hsts],
+                "matches": [
+                    {"path": {"type": "Exact", "value": path}, "method": method}
+                    for path, method in API_OPERATIONS.items()
+                ],
+                "filters": [hsts, *mirror],
                 "backendRefs": backend_refs,
             },
             # For the external uptime check only: readiness says nothing but "ready" or not.
@@ -227,7 +266,7 @@ class EdgeGateway(pulumi.ComponentResource):
             _redirect_route_spec(args),
             depends_on=after_gateway,
         )
-        for backend in args.backends:
+        for backend in args.tracks:
             self._object(
                 f"{name}-backend-policy-{backend.track}",
                 GKE_POLICY_API,

@@ -1,5 +1,7 @@
 """Alerting: notification channels, the public uptime check, SLOs with burn-rate alerts, and the
-symptom alerts (errors, latency, crash loops, autoscaler at its ceiling, Cloud Armor denials).
+symptom alerts (errors, latency, crash loops, autoscaler at its ceiling, Cloud Armor denials), and
+during a rollout, per candidate track (canary, shadow), its flag rates, errors and latency against
+stable's.
 
 Each policy carries its runbook (`documentation`), the same text docs/operations.md "Logs,
 dashboards and alerts" summarises, so whoever is paged reads what to do in the notification itself.
@@ -16,7 +18,7 @@ import pulumi_gcp as gcp
 from infra.config import NotificationChannelConfig, ObservabilityConfig, Severity
 from infra.observability import metrics as m
 
-MODERATION_ENDPOINT = "/v1/moderations"
+MODERATION_ENDPOINT = m.MODERATION_ROUTE
 SERVER_ERROR_FILTER = 'metric.label.status_code=monitoring.regex.full_match("5..")'
 
 # Multi-window burn-rate alerts (Google SRE workbook, chapter 5): page when 2% of a 30-day error
@@ -40,6 +42,8 @@ class AlertingArgs:
     settings: ObservabilityConfig
     log_metrics: Sequence[pulumi.Resource]
     """Log-based metrics the Cloud Armor alert reads; they must exist before the policy."""
+    candidate_tracks: Sequence[str] = ()
+    """Release tracks running a candidate Bento (canary, shadow): each is compared with stable."""
 
 
 class Alerting(pulumi.ComponentResource):
@@ -157,6 +161,11 @@ class Alerting(pulumi.ComponentResource):
                 depends_on=[uptime],
             ),
             *self._slos(),
+            *(
+                policy
+                for track in args.candidate_tracks
+                for policy in self._rollout_policies(track)
+            ),
         ]
         self.register_outputs(
             {
@@ -260,7 +269,7 @@ class Alerting(pulumi.ComponentResource):
 
     def _p99_latency_promql(self) -> str:
         buckets = m.promql_selector(
-            m.HTTP_DURATION.series("_bucket"), {**self._scope, "endpoint": MODERATION_ENDPOINT}
+            m.HTTP_DURATION.series("_bucket"), {**self._scope, "route": MODERATION_ENDPOINT}
         )
         return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[5m])))"
 
@@ -270,6 +279,98 @@ class Alerting(pulumi.ComponentResource):
         ceiling = m.promql_selector(m.HPA_MAX_REPLICAS.series(), self._scope)
         by = "max by (horizontalpodautoscaler)"
         return f"{by} ({current}) >= {by} ({ceiling})"
+
+    # --- rollout: a candidate track against stable ----------------------------------------------
+
+    def _rollout_policies(self, track: str) -> list[gcp.monitoring.AlertPolicy]:
+        """A candidate's flag rate per category, error ratio and p99 latency against stable's.
+
+        Both tracks must have answered `minSamples` texts or requests within the window first.
+        Only a canary's errors reach clients, so only they page.
+        """
+        rollout = self._args.settings.rollout
+        window = f"{rollout.window_minutes}m"
+        display = f"Moderation API: {track} "
+        return [
+            self._promql_policy(
+                f"{track}-flag-rate-drift",
+                display + "flag rate drifts from stable's",
+                "WARNING",
+                self._flag_rate_drift_promql(track, window, rollout.flag_rate_drift),
+                duration="600s",
+                runbook=RUNBOOKS["rollout-flag-rate-drift"],
+            ),
+            self._promql_policy(
+                f"{track}-error-ratio",
+                display + "error ratio worse than stable's",
+                "CRITICAL" if track == "canary" else "WARNING",
+                self._candidate_error_ratio_promql(track, window, rollout.error_ratio_margin),
+                duration="300s",
+                runbook=RUNBOOKS["rollout-error-ratio"],
+            ),
+            self._promql_policy(
+                f"{track}-p99-latency",
+                display + "p99 latency worse than stable's",
+                "WARNING",
+                self._candidate_p99_promql(track, window, rollout.p99_latency_ratio),
+                duration="600s",
+                runbook=RUNBOOKS["rollout-p99-latency"],
+            ),
+        ]
+
+    def _on_track(self, track: str, **matchers: str) -> dict[str, str]:
+        return {**self._scope, m.TRACK: track, **matchers}
+
+    def _enough(self, metric: m.PromMetric, suffix: str, track: str, window: str) -> str:
+        """`and on ()` guard: the track answered at least minSamples within the window."""
+        series = m.promql_selector(metric.series(suffix), self._on_track(track))
+        minimum = self._args.settings.rollout.min_samples
+        return f"and on () (sum(increase({series}[{window}])) >= {minimum})"
+
+    def _flag_rate_drift_promql(self, track: str, window: str, bound: float) -> str:
+        """|candidate share flagged - stable share flagged| per category; a category that one
+        track never flags counts as 0 there (its counter has no series)."""
+
+        def share(of: str) -> str:
+            flagged = m.promql_selector(m.FLAGGED.series(), self._on_track(of))
+            texts = m.promql_selector(m.INPUT_CHARS.series("_count"), self._on_track(of))
+            return (
+                f"(sum by (category) (rate({flagged}[{window}])) "
+                f"/ on () group_left sum(rate({texts}[{window}])))"
+            )
+
+        candidate, stable = share(track), share("stable")
+        texts = (m.INPUT_CHARS, "_count")
+        return (
+            f"abs(({candidate} or on (category) ({stable} * 0)) - on (category) "
+            f"({stable} or on (category) ({candidate} * 0))) > {bound} "
+            f"{self._enough(*texts, track, window)} {self._enough(*texts, 'stable', window)}"
+        )
+
+    def _candidate_error_ratio_promql(self, track: str, window: str, margin: float) -> str:
+        def ratio(of: str) -> str:
+            errors = m.promql_selector(m.REQUESTS.series(), self._on_track(of, status_code="~5.."))
+            total = m.promql_selector(m.REQUESTS.series(), self._on_track(of))
+            return f"(sum(rate({errors}[{window}])) / sum(rate({total}[{window}])))"
+
+        return (
+            f"{ratio(track)} > on () (({ratio('stable')} or on () vector(0)) + {margin}) "
+            f"{self._enough(m.REQUESTS, '', track, window)}"
+        )
+
+    def _candidate_p99_promql(self, track: str, window: str, factor: float) -> str:
+        def p99(of: str) -> str:
+            buckets = m.promql_selector(
+                m.HTTP_DURATION.series("_bucket"),
+                self._on_track(of, route=MODERATION_ENDPOINT),
+            )
+            return f"histogram_quantile(0.99, sum by (le) (rate({buckets}[{window}])))"
+
+        return (
+            f"{p99(track)} > on () ({factor} * {p99('stable')}) "
+            f"{self._enough(m.REQUESTS, '', track, window)} "
+            f"{self._enough(m.REQUESTS, '', 'stable', window)}"
+        )
 
     def _uptime_check(self) -> gcp.monitoring.UptimeCheckConfig:
         args = self._args
@@ -340,7 +441,7 @@ class Alerting(pulumi.ComponentResource):
                     distribution_cut=gcp.monitoring.SloRequestBasedSliDistributionCutArgs(
                         distribution_filter=(
                             f'metric.type="{m.HTTP_DURATION.monitoring_type}" {target} '
-                            f'metric.label.endpoint="{MODERATION_ENDPOINT}"'
+                            f'metric.label.route="{MODERATION_ENDPOINT}"'
                         ),
                         range=gcp.monitoring.SloRequestBasedSliDistributionCutRangeArgs(
                             max=slo.latency_threshold_seconds
@@ -392,7 +493,40 @@ class Alerting(pulumi.ComponentResource):
         return policies
 
 
+_ROLLBACK = (
+    "Roll back: remove `release.canary` (or `release.shadow`) from `Pulumi.<stack>.yaml` and "
+    '`pulumi up` (docs/models.md "Roll out a new model").'
+)
+
 RUNBOOKS: dict[str, str] = {
+    "rollout-flag-rate-drift": (
+        "A candidate release (canary or shadow) flags a share of texts, in at least one category, "
+        "that differs from stable's by more than `observability.rollout.flagRateDrift`, over the "
+        "same traffic (a shadow sees every request; a canary a random share).\n\n"
+        "1. Dashboard *Moderation API*, *release tracks*: which category, which way, since when.\n"
+        "2. Expected (a new model meant to flag more, new thresholds)? Check it offline first: "
+        "`make compare BASELINE=<stable Bento> CANDIDATE=<candidate Bento>` on a sample of your "
+        "own texts.\n"
+        f"3. Not expected: {_ROLLBACK}"
+    ),
+    "rollout-error-ratio": (
+        "A candidate release answers more 5xx than stable, by more than "
+        "`observability.rollout.errorRatioMargin`. A canary's errors reach clients (this pages); "
+        "a shadow's do not.\n\n"
+        "1. The candidate's logs: `kubectl -n moderation logs -l moderation.dev/track=<track> "
+        "--tail=200`; the dashboard's error panel splits by track and Bento version.\n"
+        "2. Crash loops or OOM on the candidate pods: `kubectl -n moderation get pods "
+        "-l moderation.dev/track=<track>`.\n"
+        f"3. {_ROLLBACK}"
+    ),
+    "rollout-p99-latency": (
+        "A candidate release's p99 latency is above `observability.rollout.p99LatencyRatio` "
+        "times stable's.\n\n"
+        "1. A larger model is slower: compare texts/s in `make compare`, then size "
+        "`workload.resources` or the node pool for it before promoting.\n"
+        "2. Few candidate pods (a canary or shadow starts at minReplicas): check its HPA.\n"
+        f"3. {_ROLLBACK}"
+    ),
     "error-ratio": (
         "More than the configured share of `/v1/moderations` requests ended in a 5xx over 5 "
         "minutes.\n\n1. Dashboard *Moderation API*: which model and status code.\n"

@@ -64,7 +64,8 @@ def log_metric_rate(name: str, group_by: str, legend_template: str) -> dict[str,
 
 
 def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
-    """Request rate, latency percentiles, batch sizes, flagged rate, replicas and errors."""
+    """Request rate, latency percentiles, batch sizes, flagged rate, replicas and errors, and the
+    release tracks compared."""
     scope = {"cluster": args.cluster_name, "namespace": args.namespace}
 
     def rate(metric: m.PromMetric, by: str, extra: Mapping[str, str] | None = None) -> str:
@@ -81,7 +82,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         count = m.promql_selector(metric.series("_count"), scope)
         return f"sum(rate({total}[5m])) / sum(rate({count}[5m]))"
 
-    endpoint = {"endpoint": "/v1/moderations"}
+    route = {"route": m.MODERATION_ROUTE}
     charts: list[tuple[str, str, list[dict[str, Any]]]] = [
         (
             "Requests per second by status code",
@@ -104,7 +105,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             "Request latency percentiles (/v1/moderations)",
             "s",
             [
-                promql(quantile(q, m.HTTP_DURATION, **endpoint), f"p{round(q * 100)}")
+                promql(quantile(q, m.HTTP_DURATION, **route), f"p{round(q * 100)}")
                 for q in (0.5, 0.95, 0.99)
             ],
         ),
@@ -162,6 +163,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             "characters",
             [promql(quantile(0.95, m.INPUT_CHARS, "model"), legend("model"))],
         ),
+        *_track_charts(scope),
     ]
     per_row = GRID_COLUMNS // TILE_WIDTH
     tiles = [
@@ -186,6 +188,64 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         "labels": dict(args.labels),
         "mosaicLayout": {"columns": GRID_COLUMNS, "tiles": tiles},
     }
+
+
+def _track_charts(scope: Mapping[str, str]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """Release tracks side by side (stable, canary, shadow; each Bento version): what a rollout
+    alert compares. Series carry `track` and `version` from the PodMonitoring."""
+    track, version = m.TRACK, m.VERSION
+
+    def by(metric: m.PromMetric, labels: str, suffix: str = "", **extra: str) -> str:
+        selector = m.promql_selector(metric.series(suffix), {**scope, **extra})
+        return f"sum by ({labels}) (rate({selector}[5m]))"
+
+    texts = by(m.INPUT_CHARS, track, "_count")
+    route = {"route": m.MODERATION_ROUTE}
+    requests = by(m.REQUESTS, f"{track}, {version}")
+    return [
+        (
+            "Release tracks: share of texts flagged per category",
+            "share of texts",
+            [
+                promql(
+                    f"{by(m.FLAGGED, f'{track}, category')} / on ({track}) group_left {texts}",
+                    f"{legend(track)} {legend('category')}",
+                )
+            ],
+        ),
+        (
+            "Release tracks: score p50 and p90 per category",
+            "score",
+            [
+                promql(
+                    f"histogram_quantile({q}, {by(m.SCORES, f'le, {track}, category', '_bucket')})",
+                    f"p{round(q * 100)} {legend(track)} {legend('category')}",
+                )
+                for q in (0.5, 0.9)
+            ],
+        ),
+        (
+            "Release tracks: 5xx share",
+            "ratio",
+            [
+                promql(
+                    f"{by(m.REQUESTS, f'{track}, {version}', status_code='~5..')} / {requests}",
+                    f"{legend(track)} {legend(version)}",
+                )
+            ],
+        ),
+        (
+            "Release tracks: p99 latency (/v1/moderations)",
+            "s",
+            [
+                promql(
+                    "histogram_quantile(0.99, "
+                    f"{by(m.HTTP_DURATION, f'le, {track}, {version}', '_bucket', **route)})",
+                    f"{legend(track)} {legend(version)}",
+                )
+            ],
+        ),
+    ]
 
 
 class ServiceDashboard(pulumi.ComponentResource):

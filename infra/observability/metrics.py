@@ -54,18 +54,25 @@ INFERENCE_LATENCY = PromMetric(
 )
 FLAGGED = PromMetric("moderation_flagged_total", "counter", _labels("model", "category"), "service")
 INPUT_CHARS = PromMetric("moderation_input_chars", "histogram", _labels("model"), "service")
+SCORES = PromMetric(
+    "moderation_category_score", "histogram", _labels("model", "category"), "service"
+)
+"""Each text's score in each category its model scores: the score distribution per track."""
 REQUESTS_IN_FLIGHT = PromMetric("moderation_requests_in_flight", "gauge", _labels(), "service")
 """POST /v1/moderations requests being answered per pod: the HPA's serving signal."""
 BATCH_SIZE = PromMetric("moderation_batch_size", "histogram", _labels("model"), "service")
 """Texts per model call of the in-process batcher (service/batching.py)."""
 
-# --- exported by BentoML 1.4 itself (bentoml/_internal/server/http/instruments.py) -------------
 HTTP_DURATION = PromMetric(
-    "bentoml_service_request_duration_seconds",
+    "moderation_request_duration_seconds",
     "histogram",
-    _labels("endpoint", "http_response_code", "service_name", "service_version", "runner_name"),
+    _labels("route", "status_code"),
     "service",
 )
+"""API request latency by route template (never the raw path) and status code."""
+MODERATION_ROUTE = "/v1/moderations"
+"""The `route` label value of the moderation endpoint."""
+
 
 # --- GKE managed kube-state-metrics (cluster monitoring components HPA and DEPLOYMENT) -----------
 HPA_CURRENT_REPLICAS = PromMetric(
@@ -95,6 +102,7 @@ PROM_METRICS: tuple[PromMetric, ...] = (
     INFERENCE_LATENCY,
     FLAGGED,
     INPUT_CHARS,
+    SCORES,
     REQUESTS_IN_FLIGHT,
     HTTP_DURATION,
     BATCH_SIZE,
@@ -107,8 +115,14 @@ SERVICE_METRICS = tuple(metric for metric in PROM_METRICS if metric.source == "s
 KUBE_STATE_COMPONENTS = ("HPA", "DEPLOYMENT")
 """GKE `monitoringConfig.enableComponents` entries that export the kube-state metrics above."""
 
-TARGET_LABELS = frozenset({"cluster", "namespace", "location", "project_id", "job", "instance"})
-"""Labels Managed Prometheus adds from the scrape target (`prometheus_target` resource labels)."""
+TRACK = "track"
+VERSION = "bento_version"
+TARGET_LABELS = frozenset(
+    {"cluster", "namespace", "location", "project_id", "job", "instance", TRACK, VERSION}
+)
+"""Labels Managed Prometheus adds from the scrape target: the `prometheus_target` resource labels,
+and the release track (stable, canary, shadow) and Bento version that the PodMonitoring copies
+from each pod's labels onto every series it scrapes (infra/workload.py)."""
 
 # --- Cloud Monitoring built-in metrics -----------------------------------------------------------
 CONTAINER_RESTARTS = "kubernetes.io/container/restart_count"

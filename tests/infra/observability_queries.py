@@ -94,6 +94,12 @@ def result_labels(query: str) -> set[str]:
         if isinstance(node, promql_parser.AggregateExpr):
             return set(node.modifier.labels) - {"le"} if node.modifier is not None else set()
         if isinstance(node, promql_parser.BinaryExpr):
+            # group_left keeps the many (left) side's labels, group_right the right side's.
+            card = node.modifier.card if node.modifier is not None else None
+            if card == promql_parser.VectorMatchCardinality.ManyToOne:
+                return labels(node.lhs)
+            if card == promql_parser.VectorMatchCardinality.OneToMany:
+                return labels(node.rhs)
             return labels(node.lhs) & labels(node.rhs)
         if isinstance(node, promql_parser.ParenExpr):
             return labels(node.expr)

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.capacity import (
+    HPA_HEADROOM,
+    MEASURED,
+    PEAK_TO_MEAN,
     SYSTEM_DAEMONS_CPU,
     SYSTEM_DAEMONS_MEMORY_GIB,
     cpu_cores,
+    in_flight_target,
+    inference_threads,
     memory_gib,
+    pod_texts_per_s,
     pods_per_node,
     room_on,
+    serving_plan,
 )
 from infra.config import ConfigError, parse_stack_config, secret_settings
 from tests.infra.conftest import STACKS, stack_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_room_on_a_node_follows_gkes_published_reservations() -> None:
@@ -109,6 +120,22 @@ def test_a_canary_needs_room_for_its_minimum_too() -> None:
         parse_stack_config(_config("dev", canary_at_the_edge))
 
 
+def test_a_shadow_needs_room_for_its_minimum_as_well() -> None:
+    def canary_and_shadow(config: dict[str, Any]) -> None:
+        # dev: 3 nodes x 2 pods = 6 = maxReplicas 4 + 1 surge + a canary's minimum of 1.
+        config["moderation:workload"]["autoscaling"]["maxReplicas"] = 4
+        stable = config["moderation:release"]["stable"]
+        config["moderation:release"]["canary"] = {
+            **stable,
+            "bento": "moderation:0.2.0",
+            "weight": 5,
+        }
+        config["moderation:release"]["shadow"] = {**stable, "bento": "moderation:0.3.0"}
+
+    with pytest.raises(ConfigError, match="fewer than the 7"):
+        parse_stack_config(_config("dev", canary_and_shadow))
+
+
 def test_gpu_pods_are_bounded_by_the_gpus_per_node() -> None:
     def on_gpus(config: dict[str, Any]) -> None:
         config["moderation:nodePools"]["gpu"] = {
@@ -122,3 +149,43 @@ def test_gpu_pods_are_bounded_by_the_gpus_per_node() -> None:
     # g2-standard-8 has room for two 1.5-CPU pods but only one L4: 3 nodes hold 3 < 3 + 1.
     with pytest.raises(ConfigError, match=r"nodePools\.gpu\.maxNodes 3 x 1 pod\(s\)"):
         parse_stack_config(_config("dev", on_gpus))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_hpa_in_flight_target_follows_from_the_measured_per_pod_throughput(stack: str) -> None:
+    config = parse_stack_config(_config(stack, lambda c: None))
+    cpu = config.workload.resources.cpu_request
+    objective = config.observability.slo.latency_threshold_seconds
+    # Little's law at the latency objective, less the scale-out headroom, from the documented
+    # per-pod figure (docs/performance.md "Capacity" quotes the same MEASURED numbers).
+    per_pod = inference_threads(cpu) / MEASURED.cpu_seconds_per_text * MEASURED.service_efficiency
+    expected = max(math.floor(per_pod * objective * HPA_HEADROOM), 1)
+    assert config.workload.autoscaling.target_in_flight_requests == expected
+    assert in_flight_target(cpu, objective) == expected
+
+
+def test_the_documented_per_pod_figures_are_the_measured_ones() -> None:
+    doc = (REPO_ROOT / "docs" / "performance.md").read_text()
+    assert f"{MEASURED.cpu_seconds_per_text} CPU seconds per text" in doc
+    assert f"service/limit {MEASURED.service_efficiency}" in doc
+    for stack in STACKS:
+        cpu = parse_stack_config(_config(stack, lambda c: None)).workload.resources.cpu_request
+        assert f"{stack}: {pod_texts_per_s(cpu):.1f} texts/s per pod" in doc
+
+
+def test_serving_plan_sizes_the_model_pool_for_the_expected_peak(plans: dict) -> None:
+    sized = serving_plan(plans["prod"], requests_millions=100)
+    assert sized.peak_texts_per_s == pytest.approx(100e6 / (730 * 3600) * PEAK_TO_MEAN)
+    assert sized.pods_at_peak == math.ceil(sized.peak_texts_per_s / sized.pod_texts_per_s)
+    assert sized.nodes_at_peak == math.ceil(sized.pods_at_peak / sized.pods_per_node)
+    assert sized.pods_per_node == 2  # n2-standard-8, 3.5 CPU pods
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stack_can_scale_to_its_expected_peak(plans: dict, stack: str) -> None:
+    from infra.cost import USAGE
+
+    sized = serving_plan(plans[stack], USAGE[stack].requests_millions)
+    config = parse_stack_config(_config(stack, lambda c: None))
+    assert sized.pods_at_peak <= config.workload.autoscaling.max_replicas
+    assert sized.nodes_at_peak <= sized.max_nodes

@@ -308,6 +308,13 @@ def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
     assert not (tmp_path / "plan.json").exists()
 
 
+def test_a_per_key_rate_limit_without_any_burst_is_rejected_with_its_key() -> None:
+    def no_burst(config: dict[str, Any]) -> None:
+        config["moderation:workload"]["keyRateLimit"] = {"requestsPerMinute": 60, "burst": 0}
+
+    assert "moderation:workload.keyRateLimit.burst" in _error(_with("dev", no_burst))
+
+
 @pytest.mark.parametrize("form", ["json", "comma"])
 def test_api_key_hashes_take_a_json_or_a_comma_list(form: str) -> None:
     """The server's MODERATION_API_KEY_HASHES format pasted into the Pulumi config works too."""

@@ -152,3 +152,19 @@ def test_shutdown_must_fit_in_the_grace_period(
         config["moderation:edge"].update(edge)
 
     assert problem in _error("dev", change)
+
+
+def test_a_shadow_must_be_another_bento_than_stable() -> None:
+    def set_shadow(config: dict[str, Any]) -> None:
+        config["moderation:release"]["shadow"] = {
+            "bento": "moderation:0.1.0",
+            "image": CANARY["image"],
+        }
+
+    assert "shadow.bento is the stable Bento moderation:0.1.0" in _error("dev", set_shadow)
+
+
+def test_a_shadow_takes_no_weight() -> None:
+    """Its answers never reach clients: there is no share of traffic to give it."""
+    message = _error("dev", lambda c: c["moderation:release"].update(shadow=CANARY))
+    assert "moderation:release.shadow.weight: is not a known setting" in message

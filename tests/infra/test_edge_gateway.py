@@ -98,14 +98,19 @@ def test_plain_http_only_redirects_to_https(plan: Plan) -> None:
     assert all(rule["filters"] == [hsts] for r in backend_routes for rule in r["spec"]["rules"])
 
 
-def test_only_the_versioned_api_and_readiness_reach_the_service(plan: Plan) -> None:
+def test_only_the_api_operations_and_readiness_reach_the_service(plan: Plan) -> None:
+    """Exact paths: a client-chosen path never reaches a pod (nor its logs and metrics)."""
     exposed = {
         (match["path"]["type"], match["path"]["value"], match.get("method"))
         for route in _backend_routes(plan)
         for rule in route["spec"]["rules"]
         for match in rule["matches"]
     }
-    assert exposed == {("PathPrefix", "/v1", None), ("Exact", "/readyz", "GET")}
+    assert exposed == {
+        ("Exact", "/v1/moderations", "POST"),
+        ("Exact", "/v1/models", "GET"),
+        ("Exact", "/readyz", "GET"),
+    }
     for route in _routes(plan):
         assert route["spec"]["hostnames"] == _edge(plan)["domains"]
 

@@ -34,6 +34,16 @@ def _observability(config: dict[str, Any]) -> dict[str, Any]:
             "archiveNearlineAfterDays < archiveColdlineAfterDays < archiveRetentionDays",
         ),
         (
+            lambda c: _observability(c)["rollout"].update(flagRateDrift=1.5),
+            "moderation:observability.rollout.flagRateDrift",
+            "less than 1",
+        ),
+        (
+            lambda c: _observability(c)["rollout"].update(p99LatencyRatio=0.9),
+            "moderation:observability.rollout.p99LatencyRatio",
+            "greater than 1",
+        ),
+        (
             lambda c: _observability(c)["slo"].update(availabilityGoal=1.0),
             "moderation:observability.slo.availabilityGoal",
             "less than or equal to 0.9999",
@@ -74,6 +84,8 @@ def _observability(config: dict[str, Any]) -> dict[str, Any]:
     ],
     ids=[
         "lifecycle-order",
+        "rollout-drift",
+        "rollout-p99-ratio",
         "slo-goal",
         "error-ratio",
         "email",

@@ -131,7 +131,7 @@ def test_latency_slo_threshold_is_a_bucket_bound_of_the_served_histogram(
 def test_queries_filter_on_the_route_the_service_serves(
     exported: dict[str, ExportedFamily],
 ) -> None:
-    assert MODERATION_ENDPOINT in exported[m.HTTP_DURATION.name].label_values["endpoint"]
+    assert MODERATION_ENDPOINT in exported[m.HTTP_DURATION.name].label_values["route"]
 
 
 def _family_of(series: str) -> str:
@@ -141,3 +141,13 @@ def _family_of(series: str) -> str:
         if base != series and CATALOGUE.get(base) and CATALOGUE[base].kind == "histogram":
             return base
     return series
+
+
+@pytest.mark.slow
+def test_no_exported_label_collides_with_the_pod_target_labels(
+    exported: dict[str, ExportedFamily],
+) -> None:
+    """The PodMonitoring adds `track` and the Bento version to every series; an exporter label of
+    the same name would be renamed `exported_<name>` and the per-track queries would miss it."""
+    for name, family in exported.items():
+        assert not family.labels & {m.TRACK, m.VERSION}, name

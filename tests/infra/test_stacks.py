@@ -50,7 +50,9 @@ EXPECTED_DIFFERENCES = {
         f"spec.template.spec.containers.resources.{kind}.{resource}"
         for kind in ("requests", "limits")
         for resource in ("cpu", "memory")
-    },
+    }
+    # MODERATION_INFERENCE_THREADS (the whole cores of the CPU request) and the per-key rate limit.
+    | {"spec.template.spec.containers.env.value"},
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": {
         "spec.minReplicas",
         "spec.maxReplicas",

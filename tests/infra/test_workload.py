@@ -244,3 +244,21 @@ def test_managed_prometheus_scrapes_metrics(plan: Plan) -> None:
     monitoring = plan.one("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")["inputs"]
     assert monitoring["spec"]["selector"]["matchLabels"] == APP_SELECTOR
     assert monitoring["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_the_per_key_rate_limit_comes_from_the_stack(plan: Plan) -> None:
+    """The authoritative per-key limit is the service's, set per stack (docs/security.md)."""
+    limit = stack_config(plan.stack)["moderation:workload"]["keyRateLimit"]
+    for deployment in _model_deployments(plan):
+        (container,) = _pod(deployment)["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert env["MODERATION_KEY_REQUESTS_PER_MINUTE"] == str(limit["requestsPerMinute"])
+        assert env["MODERATION_KEY_BURST"] == str(limit["burst"])
+
+
+def test_inference_threads_are_the_whole_cores_the_pod_requests(plan: Plan) -> None:
+    requested = float(stack_config(plan.stack)["moderation:workload"]["resources"]["cpuRequest"])
+    for deployment in _model_deployments(plan):
+        for container in _pod(deployment)["containers"]:
+            env = {item["name"]: item.get("value") for item in container["env"]}
+            assert env["MODERATION_INFERENCE_THREADS"] == str(max(int(requested), 1))

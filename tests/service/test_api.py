@@ -192,7 +192,18 @@ def test_openapi_document_describes_the_api(server: RunningServer) -> None:
     one_text, texts = request_schema["properties"]["input"]["anyOf"]
     assert one_text["maxLength"] == texts["items"]["maxLength"] == MAX_CHARS  # this server's
     assert (texts["minItems"], texts["maxItems"]) == (1, MAX_INPUTS)
-    assert set(operation["responses"]) == {"200", "400", "401", "404", "413", "500", "503"}
+    assert set(operation["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "404",
+        "408",
+        "413",
+        "429",
+        "500",
+        "503",
+        "504",
+    }
     assert "ModerationResponse" in spec["components"]["schemas"]
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
@@ -240,6 +251,8 @@ def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServe
     assert delta("moderation_input_chars_count", **model) == len(texts)
     assert delta("moderation_input_chars_sum", **model) == sum(map(len, texts))
     assert delta("moderation_inference_latency_seconds_count", **model) >= 1
+    route = {"route": "/v1/moderations", "status_code": "200"}
+    assert delta("moderation_request_duration_seconds_count", **route) == 1
     for category in CATEGORIES:
         flagged = sum(result["categories"][category] for result in results)
         assert delta("moderation_flagged_total", category=category, **model) == flagged

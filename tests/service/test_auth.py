@@ -46,13 +46,23 @@ def test_malformed_hashes_refuse_to_load(bad: str) -> None:
     [
         ("Bearer abc", "abc"),
         ("bearer abc", "abc"),
+        ("BEARER abc", "abc"),
+        ("Bearer    abc", "abc"),  # 1*SP
+        ("Bearer a-b.c_d~e+f/g==", "a-b.c_d~e+f/g=="),  # the whole b64token alphabet
+        ("Bearer\tabc", None),  # SP only, no tab
+        ("Bearer abc ", None),
+        ("Bearer abc def", None),
+        ("Bearer abc,x=y", None),
+        ("Bearer ab=c", None),  # padding only at the end
+        ("Bearer ab\u00e9", None),
+        ("Bearerabc", None),
         ("Basic abc", None),
         ("Bearer ", None),
         ("abc", None),
         (None, None),
     ],
 )
-def test_bearer_token_parsing(header: str | None, token: str | None) -> None:
+def test_bearer_token_parsing_follows_rfc_6750(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
 
 

@@ -10,6 +10,7 @@ from service.backends import CategoryScorer
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
 from service.model_import import import_model
+from service.settings import SettingsError
 from tests.fixtures.catalog import StoredModels
 from tests.fixtures.tiny_models import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
 
@@ -108,15 +109,80 @@ def test_a_category_fed_by_several_labels_scores_the_highest_of_them(
     assert all(text_scores[category] == 0.0 for text_scores in scores for category in unfed)
 
 
-def test_bf16_autocast_stays_close_to_fp32(
+def _linear_output_dtypes(scorer: CategoryScorer, texts: list[str]) -> set[torch.dtype]:
+    """The dtypes the model's linear layers produce while scoring `texts`."""
+    seen: set[torch.dtype] = set()
+    model = scorer._scorer._model  # type: ignore[attr-defined]
+    hooks = [
+        module.register_forward_hook(lambda _m, _i, output: seen.add(output.dtype))
+        for module in model.modules()
+        if isinstance(module, torch.nn.Linear)
+    ]
+    try:
+        scorer.score(texts)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+def test_bf16_precision_runs_the_linear_layers_in_bf16_and_stays_close_to_fp32(
+    stored_models: StoredModels,
+) -> None:
+    stored = bentoml.models.get(stored_models.koala)
+    fp32_scorer = CategoryScorer(koala_spec(stored_models.koala), stored)
+    bf16_scorer = CategoryScorer(koala_spec(stored_models.koala, precision="bf16"), stored)
+    assert _linear_output_dtypes(fp32_scorer, TEXTS) == {torch.float32}
+    assert _linear_output_dtypes(bf16_scorer, TEXTS) == {torch.bfloat16}
+    fp32, bf16 = fp32_scorer.score(TEXTS), bf16_scorer.score(TEXTS)
+    assert fp32 != bf16  # bf16 rounding shows in the scores: the setting is not ignored
+    for full, half in zip(fp32, bf16, strict=True):
+        assert np.allclose(list(full.values()), list(half.values()), atol=0.05)
+
+
+def test_int8_precision_quantises_every_linear_layer(stored_models: StoredModels) -> None:
+    stored = bentoml.models.get(stored_models.koala)
+    scorer = CategoryScorer(koala_spec(stored_models.koala, precision="int8"), stored)
+    modules = list(scorer._scorer._model.modules())  # type: ignore[attr-defined]
+    assert not [m for m in modules if type(m) is torch.nn.Linear]
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in modules)
+    for scores in scorer.score(TEXTS):
+        assert all(0.0 <= value <= 1.0 for value in scores.values())
+
+
+def test_onnx_export_scores_like_torch_in_fp32_and_its_int8_copy_differs(
+    stored_models: StoredModels,
+) -> None:
+    from service.onnx_export import export
+
+    exported = export(stored_models.koala, name="tiny-koala-onnx-test")
+    assert exported.info.labels["source"] == stored_models.koala
+    torch_scores = CategoryScorer(
+        koala_spec(stored_models.koala), bentoml.models.get(stored_models.koala)
+    ).score(TEXTS)
+    onnx_fp32 = CategoryScorer(koala_spec(str(exported.tag), backend="onnx"), exported)
+    onnx_int8 = CategoryScorer(
+        koala_spec(str(exported.tag), backend="onnx", precision="int8"), exported
+    )
+    for expected, observed in zip(torch_scores, onnx_fp32.score(TEXTS), strict=True):
+        assert list(observed.values()) == pytest.approx(list(expected.values()), abs=1e-4)
+    assert onnx_int8.score(TEXTS) != onnx_fp32.score(TEXTS)
+
+
+def test_inference_threads_follow_the_setting_and_a_bad_value_is_refused(
     stored_models: StoredModels, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stored = bentoml.models.get(stored_models.koala)
-    fp32 = CategoryScorer(koala_spec(stored_models.koala), stored).score(TEXTS)
-    monkeypatch.setenv("MODERATION_BF16", "1")
-    bf16 = CategoryScorer(koala_spec(stored_models.koala), stored).score(TEXTS)
-    for full, half in zip(fp32, bf16, strict=True):
-        assert np.allclose(list(full.values()), list(half.values()), atol=0.05)
+    before = torch.get_num_threads()
+    monkeypatch.setenv("MODERATION_INFERENCE_THREADS", "1")
+    try:
+        CategoryScorer(koala_spec(stored_models.koala), stored)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("MODERATION_INFERENCE_THREADS", "two")
+    with pytest.raises(SettingsError, match="MODERATION_INFERENCE_THREADS"):
+        CategoryScorer(koala_spec(stored_models.koala), stored)
 
 
 def test_labels_the_model_lacks_are_refused_at_load(stored_models: StoredModels) -> None:
@@ -137,3 +203,21 @@ def test_profanity_check_reports_profanity_as_harassment_only(stored_models: Sto
     )
     assert polite["harassment"] < 0.5 < rude["harassment"]
     assert {category for category, score in rude.items() if score > 0} == {"harassment"}
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_texts_are_normalised_before_scoring_when_the_catalog_says_so(
+    stored_models: StoredModels, normalize: bool
+) -> None:
+    spec = ModelSpec(
+        name="profanity-check",
+        backend=Backend.SKLEARN,
+        tag=stored_models.default,
+        labels={"clean": None, "profane": "harassment"},
+        normalize=normalize,
+    )
+    scorer = CategoryScorer(spec, bentoml.models.get(stored_models.default))
+    plain_text = "you are a fucking idiot"
+    fullwidth = "".join(chr(ord(char) + 0xFEE0) if char != " " else char for char in plain_text)
+    plain, disguised = scorer.score([plain_text, fullwidth])
+    assert (disguised == plain) is normalize

@@ -67,6 +67,18 @@ def test_find_resolves_names_aliases_and_the_default() -> None:
             {"default_model": "a", "models": [entry("a", default_threshold=1.5)]},
             "default_threshold",
         ),
+        (
+            {"default_model": "a", "models": [entry("a", precision="fp16")]},
+            "precision",
+        ),
+        (
+            {"default_model": "a", "models": [entry("a", backend="onnx", precision="bf16")]},
+            "precision 'bf16' is not available for backend 'onnx'",
+        ),
+        (
+            {"default_model": "a", "models": [entry("a", backend="sklearn", precision="int8")]},
+            "precision 'int8' is not available for backend 'sklearn'",
+        ),
     ],
 )
 def test_invalid_catalogs_are_rejected_with_the_reason(

@@ -33,3 +33,9 @@ def test_a_score_equal_to_the_threshold_is_flagged() -> None:
     scores = dict.fromkeys(CATEGORIES, 0.0) | {"violence": 0.7}
     assert moderate(SPEC, scores).categories["violence"]
     assert not moderate(SPEC, scores | {"violence": 0.6999}).flagged
+
+
+@given(scores_strategy)
+def test_the_catalog_decision_is_the_api_decision(scores: dict) -> None:
+    """`make compare` decides with ModelSpec.flags: it must flag exactly what the API flags."""
+    assert SPEC.flags(scores) == moderate(SPEC, scores).categories

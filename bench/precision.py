@@ -1,0 +1,138 @@
+"""Is a faster precision safe for a model? `make validate-precision MODEL=<name> [PRECISION=...]`.
+
+Scores a fixed text set (bench/texts.py's mix, its own seed) with the catalog model in fp32 and in
+the chosen precision (default: the one the catalog sets), then reports the share of texts whose
+top category is the same, and the largest difference of any category score. A precision may be a
+model's catalog default only where agreement is at least MIN_AGREEMENT and the largest difference
+at most MAX_SCORE_DIFFERENCE; the exit status says whether it is (0 yes, 1 no). The catalog comes
+from MODERATION_CATALOG as for the service; `--backend onnx --tag <export>` compares an ONNX
+export (service/onnx_export.py) with the torch model it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel
+
+from bench.texts import moderation_texts
+from service.catalog import Backend, ModelSpec, Precision, load_catalog
+from service.categories import CATEGORIES
+
+MIN_AGREEMENT = 0.99
+MAX_SCORE_DIFFERENCE = 0.05
+TEXT_COUNT = 300
+TEXT_SEED = 7
+BATCH = 1  # no padding: the comparison sees precision alone
+OUT_DIR = Path("build/precision")
+
+
+class Validation(BaseModel):
+    model: str
+    reference: str
+    candidate: str
+    texts: int
+    top_category_agreement: float
+    max_score_difference: float
+    mean_score_difference: float
+    reference_cpu_seconds_per_text: float
+    candidate_cpu_seconds_per_text: float
+    passed: bool
+
+
+def _scores(spec: ModelSpec, texts: list[str]) -> tuple[np.ndarray, float]:
+    """(texts x categories) scores, and CPU seconds per text (wall time is at the mercy of
+    other work on the machine; CPU time hardly), in batches of BATCH."""
+    from service.backends import CategoryScorer
+
+    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
+    scorer.score(texts[:1])  # warm-up: first calls allocate
+    started = time.process_time()
+    rows = [
+        [scores[category] for category in CATEGORIES]
+        for start in range(0, len(texts), BATCH)
+        for scores in scorer.score(texts[start : start + BATCH])
+    ]
+    return np.array(rows), (time.process_time() - started) / len(texts)
+
+
+def validate(reference: ModelSpec, candidate: ModelSpec, texts: list[str]) -> Validation:
+    expected, reference_cpu = _scores(reference, texts)
+    observed, candidate_cpu = _scores(candidate, texts)
+    covered = [i for i, c in enumerate(CATEGORIES) if c in reference.covered_categories]
+    agreement = float(
+        np.mean(expected[:, covered].argmax(axis=1) == observed[:, covered].argmax(axis=1))
+    )
+    difference = np.abs(expected - observed)
+    return Validation(
+        model=reference.name,
+        reference=f"{reference.backend.value} {reference.precision.value} {reference.tag}",
+        candidate=f"{candidate.backend.value} {candidate.precision.value} {candidate.tag}",
+        texts=len(texts),
+        top_category_agreement=round(agreement, 4),
+        max_score_difference=round(float(difference.max()), 5),
+        mean_score_difference=round(float(difference.mean()), 6),
+        reference_cpu_seconds_per_text=round(reference_cpu, 4),
+        candidate_cpu_seconds_per_text=round(candidate_cpu, 4),
+        passed=agreement >= MIN_AGREEMENT and float(difference.max()) <= MAX_SCORE_DIFFERENCE,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__)
+    parser.add_argument("--model", required=True, help="catalog model name")
+    parser.add_argument("--precision", choices=[p.value for p in Precision])
+    parser.add_argument("--backend", choices=[b.value for b in Backend])
+    parser.add_argument("--tag", help="stored model to run as the candidate (an ONNX export)")
+    parser.add_argument("--texts", type=int, default=TEXT_COUNT)
+    args = parser.parse_args(argv)
+    spec = load_catalog().find(args.model)
+    if spec is None:
+        print(f"model {args.model!r} is not in the catalog", file=sys.stderr)
+        return 2
+    changes: dict[str, object] = {}
+    if args.precision:
+        changes["precision"] = Precision(args.precision)
+    if args.backend:
+        changes["backend"] = Backend(args.backend)
+    if args.tag:
+        changes["tag"] = args.tag
+    candidate = ModelSpec.model_validate({**spec.model_dump(), **changes})
+    # The reference is the torch model in fp32: for an ONNX export, the model it came from.
+    torch_tag = (
+        bentoml.models.get(spec.tag).info.labels["source"]
+        if spec.backend is Backend.ONNX
+        else spec.tag
+    )
+    reference = ModelSpec.model_validate(
+        {
+            **spec.model_dump(),
+            "backend": Backend.TRANSFORMERS if candidate.backend is Backend.ONNX else spec.backend,
+            "precision": Precision.FP32,
+            "tag": torch_tag,
+        }
+    )
+    texts = moderation_texts(args.texts, seed=TEXT_SEED)
+    result = validate(reference, candidate, texts)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out = OUT_DIR / f"{args.model}-{candidate.backend.value}-{candidate.precision.value}.json"
+    out.write_text(result.model_dump_json(indent=2) + "\n")
+    print(json.dumps(result.model_dump(), indent=2))
+    verdict = "may be the default" if result.passed else "must not be the default"
+    print(
+        f"{candidate.backend.value} {candidate.precision.value} {verdict} for {args.model}: "
+        f"top-category agreement {result.top_category_agreement:.2%} (needs >= "
+        f"{MIN_AGREEMENT:.0%}), largest score difference {result.max_score_difference:.4f} "
+        f"(needs <= {MAX_SCORE_DIFFERENCE}); wrote {out}"
+    )
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
