@@ -314,12 +314,14 @@ class RequestDeadline(HttpMiddleware):
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        timeout_s = scope["app"].state.request_timeout_s
         try:
-            async with asyncio.timeout(scope["app"].state.request_timeout_s) as deadline:
+            async with asyncio.timeout(timeout_s) as deadline:
                 await self.app(scope, receive, tracking_send)
         except TimeoutError:
             if not deadline.expired() or started:
                 raise
+            state(scope)["error"] = f"TimeoutError: no answer within {timeout_s} s"
             response = error_response(504, "The server did not answer in time; retry.")
             await response(scope, receive, send)
 

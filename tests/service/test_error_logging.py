@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -38,13 +39,18 @@ def request_log() -> Iterator[Lines]:
         logger.removeHandler(lines)
 
 
-def app_failing_with(error: Exception) -> TestClient:
+def app_failing_with(error: Exception | None) -> TestClient:
     app = create_app()
     app.state.api_keys = None  # auth disabled: the error comes from the route
+    app.state.key_rate_limiter = None
     app.state.max_body_bytes = 1024
+    app.state.body_timeout_s = 10.0
+    app.state.request_timeout_s = 0.2
 
     @app.post("/v1/fail")
     async def fail() -> None:
+        if error is None:
+            await asyncio.sleep(30)  # past the request deadline
         raise error
 
     return TestClient(app, raise_server_exceptions=False)
@@ -65,11 +71,12 @@ def chained(cause: Exception, error: ApiError) -> ApiError:
             "ConnectionResetError: peer reset",
         ),
         (ApiError(503, "The server is overloaded."), 503, "ApiError: The server is overloaded."),
+        (None, 504, "TimeoutError: no answer within 0.2 s"),
     ],
-    ids=["unexpected", "api-error-with-cause", "api-error"],
+    ids=["unexpected", "api-error-with-cause", "api-error", "deadline"],
 )
 def test_a_5xx_log_line_names_its_cause_and_never_the_input(
-    request_log: Lines, error: Exception, status: int, cause: str
+    request_log: Lines, error: Exception | None, status: int, cause: str
 ) -> None:
     with app_failing_with(error) as client:
         response = client.post("/v1/fail", json={"input": SECRET_TEXT})
