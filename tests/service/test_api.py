@@ -256,12 +256,9 @@ def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServe
     for category in CATEGORIES:
         flagged = sum(result["categories"][category] for result in results)
         assert delta("moderation_flagged_total", category=category, **model) == flagged
-    for name in (
-        "bentoml_service_request_duration_seconds_count",
-        "bentoml_service_request_in_progress",
-        "moderation_batch_size_count",
-    ):
-        assert name in after, name
+    assert delta("moderation_batch_size_count", **model) >= 1  # model calls of the batcher
+    # BentoML's own HTTP metrics are off (raw-path labels); nothing else exports them now.
+    assert not any(name.startswith("bentoml_service_") for name in after)
 
 
 def test_in_flight_gauge_counts_only_moderation_requests_being_answered(
