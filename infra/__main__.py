@@ -24,6 +24,7 @@ from infra.edge.api_keys import ApiKeys, ApiKeysArgs
 from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs, RateLimit
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
 from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
+from infra.image import BentoImage, BentoImageArgs
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
 from infra.observability.alerts import Alerting, AlertingArgs
@@ -88,11 +89,14 @@ kubernetes = k8s.Provider(
 in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
 
 workload = Workload(
-    "moderation", WorkloadArgs(config=config.workload, project=project), opts=in_cluster
+    "moderation",
+    WorkloadArgs(config=config.workload, workload_pool=cluster.workload_pool),
+    opts=in_cluster,
 )
 
 # --- edge: API keys, release tracks (stable + optional canary/shadow), Cloud Armor, HTTPS gateway
 edge = config.edge
+GATEWAY_NAME = "moderation"  # the log sinks and LB metrics pick its load balancer by this name
 api_keys = ApiKeys(
     "moderation",
     ApiKeysArgs(
@@ -105,12 +109,20 @@ api_keys = ApiKeys(
     opts=in_cluster,
 )
 releases = {"stable": config.release.stable, **config.release.candidates}
+# Each release runs its prebuilt image, or the image this program builds from its Bento.
+images = {
+    track: release.image
+    or BentoImage(f"moderation-{track}", BentoImageArgs(release.bento, registry)).ref
+    for track, release in releases.items()
+}
 tracks = {
     track: ModelDeployment(
         f"moderation-{track}",
         ModelDeploymentArgs(
             track=track,
             release=release,
+            image=images[track],
+            project=project,
             config=config.workload,
             namespace=workload.namespace,
             service_account_name=workload.service_account_name,
@@ -130,8 +142,9 @@ armor = ArmorPolicy(
     "moderation",
     ArmorPolicyArgs(
         policy_name=f"moderation-{config.environment}-edge",
-        per_api_key=RateLimit(edge.armor.per_api_key.count, edge.armor.per_api_key.interval_sec),
         per_ip=RateLimit(edge.armor.per_ip.count, edge.armor.per_ip.interval_sec),
+        # Tracks clients' requests are routed to; the shadow only gets the mirror's copies.
+        backends=sum(1 for track in tracks if track in weights),
         ip_ban_duration_sec=edge.armor.ip_ban_duration_sec,
         deny_ip_ranges=edge.armor.deny_ip_ranges,
         deny_region_codes=edge.armor.deny_region_codes,
@@ -151,7 +164,7 @@ endpoint = PublicEndpoint(
 gateway = EdgeGateway(
     "moderation",
     EdgeGatewayArgs(
-        gateway_name="moderation",
+        gateway_name=GATEWAY_NAME,
         namespace=workload.namespace,
         hostnames=edge.domains,
         address_name=endpoint.address_name,
@@ -184,6 +197,7 @@ logs = LogPipeline(
         labels=labels,
         cluster_name=config.cluster.name,
         namespace=config.workload.namespace,
+        gateway_name=GATEWAY_NAME,
         name_prefix=f"moderation-{config.environment}",
         settings=observed.log_sinks,
         protect=config.is_prod,
@@ -203,7 +217,15 @@ alerting = Alerting(
     ),
 )
 if scales_on_serving_metric:
-    MetricsAdapter("moderation", MetricsAdapterArgs(project=project), opts=in_cluster)
+    MetricsAdapter(
+        "metrics-adapter",
+        MetricsAdapterArgs(
+            project=project,
+            workload_pool=cluster.workload_pool,
+            control_plane_cidr=network.master_cidr,
+        ),
+        opts=in_cluster,
+    )
 dashboard = ServiceDashboard(
     "moderation",
     DashboardArgs(
@@ -228,7 +250,7 @@ pulumi.export("clusterName", cluster.cluster.name)
 pulumi.export("clusterLocation", config.cluster_location)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("registryUrl", registry.url)
-pulumi.export("image", config.release.stable.image)
+pulumi.export("image", images["stable"])
 pulumi.export("namespace", workload.namespace)
 pulumi.export("stableService", tracks["stable"].service_name)
 pulumi.export(

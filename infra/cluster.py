@@ -19,6 +19,8 @@ from infra.network import PODS_RANGE, SERVICES_RANGE, Network
 # GKE's documented replacement for the over-privileged default compute service account.
 NODE_SERVICE_ACCOUNT_ROLE = "roles/container.defaultNodeServiceAccount"
 OAUTH_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+# The cluster input that only shapes the default node pool, removed once the cluster exists.
+DEFAULT_POOL_ONLY = ("nodePools",)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Cluster(pulumi.ComponentResource):
     cluster: gcp.container.Cluster
     node_service_account: gcp.serviceaccount.Account
     kubeconfig: pulumi.Output[str]
+    workload_pool: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -109,19 +112,28 @@ class Cluster(pulumi.ComponentResource):
             node_locations=config.node_zones if config.regional else config.node_zones[1:] or None,
             description="Moderation API (BentoML) cluster",
             resource_labels=args.labels,
-            # Node pools are managed separately (infra/node_pools.py).
+            # Node pools are managed separately (infra/node_pools.py). The default pool lives only
+            # while the cluster is created: declared as a node pool (the API deprecates the
+            # cluster-level `nodeConfig`/`initialNodeCount`), on the minimal service account and
+            # shielded, and ignored afterwards (ignore_changes below): it is gone, so an edit
+            # there would only force a new cluster, and refreshes would show a diff.
             remove_default_node_pool=True,
-            initial_node_count=1,
-            node_config=gcp.container.ClusterNodeConfigArgs(
-                service_account=self.node_service_account.email,
-                oauth_scopes=[OAUTH_CLOUD_PLATFORM],
-                shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
-                    enable_secure_boot=True, enable_integrity_monitoring=True
-                ),
-                workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
-                    mode="GKE_METADATA"
-                ),
-            ),
+            node_pools=[
+                gcp.container.ClusterNodePoolArgs(
+                    name="default-pool",
+                    initial_node_count=1,
+                    node_config=gcp.container.ClusterNodePoolNodeConfigArgs(
+                        service_account=self.node_service_account.email,
+                        oauth_scopes=[OAUTH_CLOUD_PLATFORM],
+                        shielded_instance_config=gcp.container.ClusterNodePoolNodeConfigShieldedInstanceConfigArgs(
+                            enable_secure_boot=True, enable_integrity_monitoring=True
+                        ),
+                        workload_metadata_config=gcp.container.ClusterNodePoolNodeConfigWorkloadMetadataConfigArgs(
+                            mode="GKE_METADATA"
+                        ),
+                    ),
+                )
+            ],
             # VPC-native, private nodes; control plane reachable only from authorized networks.
             network=args.network.network.id,
             subnetwork=args.network.subnet.id,
@@ -174,9 +186,9 @@ class Cluster(pulumi.ComponentResource):
             database_encryption=gcp.container.ClusterDatabaseEncryptionArgs(
                 state="ENCRYPTED", key_name=secrets_key.id
             ),
-            security_posture_config=gcp.container.ClusterSecurityPostureConfigArgs(
-                mode="BASIC", vulnerability_mode="VULNERABILITY_BASIC"
-            ),
+            # Posture checks of workloads. GKE no longer offers workload vulnerability scanning
+            # (`vulnerabilityMode` is deprecated); images are scanned in the registry instead.
+            security_posture_config=gcp.container.ClusterSecurityPostureConfigArgs(mode="BASIC"),
             logging_config=gcp.container.ClusterLoggingConfigArgs(
                 enable_components=["SYSTEM_COMPONENTS", "WORKLOADS"]
             ),
@@ -213,7 +225,16 @@ class Cluster(pulumi.ComponentResource):
                 )
             ),
             deletion_protection=config.deletion_protection,
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[gke_agent_may_use_key])),
+            opts=child.merge(
+                pulumi.ResourceOptions(
+                    depends_on=[gke_agent_may_use_key],
+                    ignore_changes=list(DEFAULT_POOL_ONLY),
+                )
+            ),
+        )
+        # From the cluster, so that IAM bindings on the pool wait until it exists.
+        self.workload_pool = self.cluster.workload_identity_config.apply(
+            lambda identity: identity.workload_pool if identity else ""
         )
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(

@@ -326,8 +326,11 @@ class WorkloadConfig(_Section):
 
 
 class StableRelease(_Section):
+    """A Bento to run. Without `image`, `pulumi up` builds the Bento's image (exported by
+    `make bento`) and deploys it by digest; with it, that prebuilt image (e.g. from CI) runs."""
+
     bento: BentoTag
-    image: ImageByDigest
+    image: ImageByDigest | None = None
 
 
 class CanaryRelease(StableRelease):
@@ -386,9 +389,8 @@ class RateLimitConfig(_Section):
 
 
 class ArmorConfig(_Section):
-    """Cloud Armor: one bucket per API key, one per IP for keyless requests, deny lists."""
+    """Cloud Armor: one limit per client IP over all requests, deny lists, WAF."""
 
-    per_api_key: RateLimitConfig
     per_ip: RateLimitConfig
     ip_ban_duration_sec: Annotated[int, Field(ge=60, le=86_400)] | None = Field(
         default=None, description="Ban an IP over its limit for this long instead of throttling."
@@ -629,6 +631,11 @@ class StackConfig(_Section):
                 raise ValueError("cluster.deletionProtection must be true in prod")
             if self.cluster.binary_authorization == "DISABLED":
                 raise ValueError("cluster.binaryAuthorization must be enforced in prod")
+        if not self.is_prod and self.observability.log_sinks.archive_lock_retention:
+            raise ValueError(
+                "observability.logSinks.archiveLockRetention: only prod archives keep a "
+                "retention policy (a dev stack must stay destroyable)"
+            )
         if self.workload.node_pool == "gpu" and self.node_pools.gpu is None:
             raise ValueError("workload.nodePool is 'gpu' but nodePools.gpu is not set")
         if self.edge.connection_draining_sec > self.workload.termination_grace_seconds:

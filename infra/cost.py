@@ -425,7 +425,9 @@ def observability_items(plan: Mapping[str, Any], usage: Usage) -> Iterable[LineI
         yield LineItem("BigQuery log sink", f"{stored:.0f} GiB kept {days:.0f} days", cost, cost)
     if any(d.startswith("storage.googleapis.com/") for d in destinations):
         for bucket in resources_of(plan, "gcp:storage/bucket:Bucket"):
-            if bucket.get("retentionPolicy"):
+            # dev's archive has no retention policy (it must stay destroyable): its lifecycle
+            # delete rule alone bounds it.
+            if bucket.get("retentionPolicy") or bucket.get("lifecycleRules"):
                 cost, stored = archive_monthly(bucket, usage.log_gib)
                 yield LineItem(
                     "log archive bucket", f"{stored:.0f} GiB at steady state", cost, cost
@@ -471,7 +473,7 @@ def observability_items(plan: Mapping[str, Any], usage: Usage) -> Iterable[LineI
 def archive_monthly(bucket: Mapping[str, Any], gib_per_month: float) -> tuple[float, float]:
     """(USD/month, GiB stored) once the archive is full: each month of logs sits in the storage
     class its age puts it in by the bucket's lifecycle rules, until the delete rule or retention."""
-    retention_days = bucket["retentionPolicy"]["retentionPeriod"] / 86400
+    retention_days = (bucket.get("retentionPolicy") or {}).get("retentionPeriod", 0) / 86400
     transitions = sorted(
         (rule["condition"]["age"], rule["action"]["storageClass"])
         for rule in bucket.get("lifecycleRules") or []

@@ -86,7 +86,9 @@ GOOGLE_LB_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
 # Besides kube-dns pods, DNS answers come from host-network resolvers no pod selector matches:
 # NodeLocal DNSCache (default on GKE >= 1.34) and the metadata server (Cloud DNS for GKE).
 LINK_LOCAL_DNS = ("169.254.20.10/32", "169.254.169.254/32")
-# Pods reach the GKE metadata server (Workload Identity tokens) at these addresses.
+# Pods reach the GKE metadata server (Workload Identity tokens) at these addresses. Nothing else
+# leaves a model pod: the models are in the image, the API keys come through the CSI driver (on the
+# node), logs go to stdout and metrics are scraped.
 METADATA_SERVER = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
 # In-flight moderation requests per pod, as the Managed Prometheus custom-metrics adapter names it.
 IN_FLIGHT_METRIC = f"prometheus.googleapis.com|{REQUESTS_IN_FLIGHT.name}|{REQUESTS_IN_FLIGHT.kind}"
@@ -109,6 +111,9 @@ class ApiKeysFile:
 class ModelDeploymentArgs:
     track: str
     release: StableRelease
+    image: pulumi.Input[str]
+    """The image by digest: the release's prebuilt one, or the one the program built."""
+    project: str
     config: WorkloadConfig
     namespace: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
@@ -131,7 +136,9 @@ class ModelDeployment(pulumi.ComponentResource):
         self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("moderation:infra:ModelDeployment", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Children do not inherit the component's depends_on: what the track waits for (its key
+        # file's provider class and IAM grant) must be theirs too, or the pods start before it.
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         object_name = f"{APP}-{args.track}"
         selector = {"app.kubernetes.io/name": APP, TRACK_LABEL: args.track}
         version = args.release.bento.split(":", 1)[1]
@@ -223,13 +230,15 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         # at run time: the models are in the image.
         EnvVarArgs(name="XDG_CACHE_HOME", value="/tmp/.cache"),  # noqa: S108
         EnvVarArgs(name="HF_HUB_OFFLINE", value="1"),
+        # The request log's `logging.googleapis.com/trace` names the project's trace.
+        EnvVarArgs(name="GOOGLE_CLOUD_PROJECT", value=args.project),
         # Intra-op threads = the CPU the pod is guaranteed: torch would otherwise start one per
         # core of the node, and threads contending for too few cores run several times slower.
         EnvVarArgs(
             name="MODERATION_INFERENCE_THREADS",
             value=str(inference_threads(config.resources.cpu_request)),
         ),
-        # The authoritative per-key limit (the edge's per-key rule is only a coarse outer bound).
+        # The per-key limit (the edge limits per client IP only: it cannot tell keys apart).
         EnvVarArgs(
             name="MODERATION_KEY_REQUESTS_PER_MINUTE",
             value=str(config.key_rate_limit.requests_per_minute),
@@ -294,7 +303,7 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
         containers=[
             ContainerArgs(
                 name="bento",
-                image=args.release.image,
+                image=args.image,
                 ports=[ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP")],
                 env=env,
                 resources=ResourceRequirementsArgs(
@@ -388,7 +397,8 @@ def _autoscaler_spec(target: str, config: WorkloadConfig) -> HorizontalPodAutosc
 @dataclass(frozen=True)
 class WorkloadArgs:
     config: WorkloadConfig
-    project: str
+    workload_pool: pulumi.Output[str]
+    """The cluster's Workload Identity pool (`Cluster.workload_pool`)."""
 
 
 class Workload(pulumi.ComponentResource):
@@ -423,7 +433,7 @@ class Workload(pulumi.ComponentResource):
         # The pods never talk to the Kubernetes API: no token mounted.
         self.gcp_service_account, service_account = workload_identity(
             name,
-            project=args.project,
+            workload_pool=args.workload_pool,
             namespace=config.namespace,
             namespace_ref=self.namespace,
             service_account=APP,
@@ -510,7 +520,5 @@ def _network_policy(app_selector: dict[str, str]) -> NetworkPolicySpecArgs:
                 )
                 for cidr, port in METADATA_SERVER
             ),
-            # Google APIs over HTTPS (private Google access); nothing else leaves the pod.
-            NetworkPolicyEgressRuleArgs(ports=[NetworkPolicyPortArgs(port=443, protocol="TCP")]),
         ],
     )

@@ -11,7 +11,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 def workload_identity(
     name: str,
     *,
-    project: str,
+    workload_pool: pulumi.Output[str],
     namespace: str,
     namespace_ref: pulumi.Input[str],
     service_account: str,
@@ -21,7 +21,11 @@ def workload_identity(
     opts: pulumi.ResourceOptions,
 ) -> tuple[gcp.serviceaccount.Account, k8s.core.v1.ServiceAccount]:
     """The GCP SA, the annotated Kubernetes SA in `namespace_ref` (the namespace resource, so the
-    SA waits for it) and the binding that lets `namespace/service_account` act as the GCP SA."""
+    SA waits for it) and the binding that lets `namespace/service_account` act as the GCP SA.
+
+    `workload_pool` is the cluster's output, not a string: the pool `<project>.svc.id.goog`
+    exists only once a Workload Identity cluster does, and IAM rejects members of a missing pool.
+    """
     gcp_account = gcp.serviceaccount.Account(
         f"{name}-gsa", account_id=account_id, display_name=display_name, opts=opts
     )
@@ -39,7 +43,9 @@ def workload_identity(
         f"{name}-workload-identity",
         service_account_id=gcp_account.name,
         role="roles/iam.workloadIdentityUser",
-        member=f"serviceAccount:{project}.svc.id.goog[{namespace}/{service_account}]",
+        member=pulumi.Output.concat(
+            "serviceAccount:", workload_pool, f"[{namespace}/{service_account}]"
+        ),
         opts=opts,
     )
     return gcp_account, kubernetes_account

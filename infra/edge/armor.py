@@ -2,10 +2,15 @@
 
 Cloud Armor evaluates rules by priority and stops at the first rule that matches; a throttle
 rule whose request conforms *allows* it, so two throttle rules can never both count the same
-request. The limits are therefore partitioned: a request that presents an `Authorization`
-header is counted against that key, any other request against its client IP. Keyless
-requests never reach the model (the service answers 401), so the per-IP bucket is the one
-abusive clients hit first; in prod it bans them for a while instead of only throttling.
+request. The one limit here is therefore per client IP, over all traffic: a limit that any
+request carrying an `Authorization` header skipped would let a client sending a made-up key per
+request through unlimited, since Armor cannot tell a real key from a made-up one. Per-key limits
+belong where keys are checked, in the service. In prod an IP over its limit is banned for a
+while instead of only throttled.
+
+Armor counts a rate limit per backend service, and every release track is one: with a canary
+running, a client could spend the limit once on each track. The threshold is therefore the
+configured limit divided by the number of tracks, so that no client exceeds the limit in total.
 
 Moderation inputs are untrusted text *by design*: a user asking whether
 "'; DROP TABLE users; --" or "<script>alert(1)</script>" is harmful is a normal request. The
@@ -44,7 +49,6 @@ WAF_SENSITIVITY = 1
 # custom expression.
 MAX_RANGES_PER_RULE = 10
 MAX_SUBEXPRESSIONS = 5
-HAS_API_KEY = "has(request.headers['authorization'])"
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,10 @@ class ArmorPolicyArgs:
     """Everything the policy needs; limits and lists come from the stack config."""
 
     policy_name: str
-    per_api_key: RateLimit
     per_ip: RateLimit
     labels: Mapping[str, str]
+    # Release tracks (backend services) the policy is attached to: each counts the limit anew.
+    backends: int = 1
     # Set (prod) to ban an IP for this long once it exceeds its limit, instead of throttling.
     ip_ban_duration_sec: int | None = None
     deny_ip_ranges: Sequence[str] = field(default_factory=tuple)
@@ -142,40 +147,20 @@ def _waf_rules() -> list[gcp.compute.SecurityPolicyRuleArgs]:
     return rules
 
 
-def _threshold(
-    limit: RateLimit,
-) -> gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs:
-    return gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs(
-        count=limit.count, interval_sec=limit.interval_sec
-    )
+def per_backend_count(limit: RateLimit, backends: int) -> int:
+    """The threshold each backend counts, so that all tracks together stay within `limit`."""
+    return max(1, limit.count // backends)
 
 
 def _rate_limit_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
-    per_key = gcp.compute.SecurityPolicyRuleArgs(
-        priority=3000,
-        action="throttle",
-        description="Throttle per API key (Authorization header)",
-        match=gcp.compute.SecurityPolicyRuleMatchArgs(
-            expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(expression=HAS_API_KEY)
-        ),
-        rate_limit_options=gcp.compute.SecurityPolicyRuleRateLimitOptionsArgs(
-            conform_action="allow",
-            exceed_action="deny(429)",
-            enforce_on_key_configs=[
-                gcp.compute.SecurityPolicyRuleRateLimitOptionsEnforceOnKeyConfigArgs(
-                    enforce_on_key_type="HTTP_HEADER", enforce_on_key_name="Authorization"
-                )
-            ],
-            rate_limit_threshold=_threshold(args.per_api_key),
-        ),
-    )
     ban = args.ip_ban_duration_sec is not None
     per_ip = gcp.compute.SecurityPolicyRuleArgs(
-        priority=3100,
+        priority=3000,
         action="rate_based_ban" if ban else "throttle",
-        description=("Ban" if ban else "Throttle") + " per client IP (requests without API key)",
+        description=("Ban" if ban else "Throttle") + " per client IP, all requests",
         match=gcp.compute.SecurityPolicyRuleMatchArgs(
-            expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(expression=f"!{HAS_API_KEY}")
+            versioned_expr="SRC_IPS_V1",
+            config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=["*"]),
         ),
         rate_limit_options=gcp.compute.SecurityPolicyRuleRateLimitOptionsArgs(
             conform_action="allow",
@@ -185,11 +170,14 @@ def _rate_limit_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyR
                     enforce_on_key_type="IP"
                 )
             ],
-            rate_limit_threshold=_threshold(args.per_ip),
+            rate_limit_threshold=gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs(
+                count=per_backend_count(args.per_ip, args.backends),
+                interval_sec=args.per_ip.interval_sec,
+            ),
             ban_duration_sec=args.ip_ban_duration_sec,
         ),
     )
-    return [per_key, per_ip]
+    return [per_ip]
 
 
 def _default_rule() -> gcp.compute.SecurityPolicyRuleArgs:
@@ -231,7 +219,7 @@ class ArmorPolicy(pulumi.ComponentResource):
         policy = gcp.compute.SecurityPolicy(
             name,
             name=args.policy_name,
-            description="Moderation API edge: deny lists, WAF, per-key and per-IP rate limits",
+            description="Moderation API edge: deny lists, WAF, per-IP rate limit",
             type="CLOUD_ARMOR",
             labels=dict(args.labels),
             adaptive_protection_config=adaptive,

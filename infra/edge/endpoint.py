@@ -9,6 +9,7 @@ from the `address` and `dns_authorization_records` outputs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,14 @@ def gcp_name(*parts: str) -> str:
     """A GCP resource name (lowercase, dashes, at most 63 characters) from name parts."""
     joined = "-".join(part.lower().replace(".", "-") for part in parts)
     return joined[:GCP_NAME_MAX].rstrip("-")
+
+
+def certificate_name(resource_prefix: str, domains: Sequence[str]) -> str:
+    """Named after its domains: Certificate Manager cannot change `managed` in place, so a new
+    domain list replaces the certificate, and Pulumi creates the new one before deleting the old
+    one: under a fixed name that create would fail with 409 (already exists)."""
+    digest = hashlib.sha256(",".join(sorted(domains)).encode()).hexdigest()[:8]
+    return gcp_name(resource_prefix, "api-cert", digest)
 
 
 class PublicEndpoint(pulumi.ComponentResource):
@@ -73,7 +82,7 @@ class PublicEndpoint(pulumi.ComponentResource):
         ]
         certificate = gcp.certificatemanager.Certificate(
             f"{name}-cert",
-            name=gcp_name(args.resource_prefix, "api-cert"),
+            name=certificate_name(args.resource_prefix, args.domains),
             description="Google-managed certificate of the moderation API",
             scope="DEFAULT",
             managed=gcp.certificatemanager.CertificateManagedArgs(

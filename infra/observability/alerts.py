@@ -120,7 +120,7 @@ class Alerting(pulumi.ComponentResource):
                 gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
                     filter=(
                         f'metric.type="{m.log_metric_type(m.ARMOR_DENIALS_LOG_METRIC)}" '
-                        'AND resource.type="http_load_balancer"'
+                        f'AND resource.type="{m.LB_MONITORED_RESOURCE}"'
                     ),
                     aggregations=[
                         gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(

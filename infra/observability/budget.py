@@ -1,4 +1,11 @@
-"""Cost controls: a monthly billing budget on the stack's project with notification thresholds."""
+"""Cost controls: a monthly billing budget on the stack's project with notification thresholds.
+
+The Budget API takes the amount in the billing account's own currency and rejects any other, so
+no currency is named: the amount is read in the billing account's currency. With user
+credentials (`gcloud auth application-default login`) the Billing Budget API also needs a quota
+project: the budget goes through a provider that bills its calls to the stack's project
+(`billing_project` + `user_project_override`), which needs the Billing Budget API on in it.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,13 @@ class ProjectBudget(pulumi.ComponentResource):
         super().__init__("moderation:observability:ProjectBudget", name, None, opts)
         settings = args.settings
         project = gcp.organizations.get_project_output(project_id=args.project)
+        billing_api = gcp.Provider(
+            f"{name}-billing",
+            project=args.project,
+            billing_project=args.project,
+            user_project_override=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         rules = [
             gcp.billing.BudgetThresholdRuleArgs(
                 threshold_percent=share, spend_basis="CURRENT_SPEND"
@@ -51,7 +65,7 @@ class ProjectBudget(pulumi.ComponentResource):
             ),
             amount=gcp.billing.BudgetAmountArgs(
                 specified_amount=gcp.billing.BudgetAmountSpecifiedAmountArgs(
-                    currency_code="USD", units=str(settings.monthly_amount_usd)
+                    units=str(settings.monthly_amount_usd)
                 )
             ),
             threshold_rules=rules,
@@ -59,7 +73,7 @@ class ProjectBudget(pulumi.ComponentResource):
                 monitoring_notification_channels=list(args.notification_channels),
                 disable_default_iam_recipients=False,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, provider=billing_api),
         )
         self.budget_name = budget.name
         self.register_outputs({"budget": budget.name})

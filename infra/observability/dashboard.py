@@ -48,7 +48,7 @@ def log_metric_rate(name: str, group_by: str, legend_template: str) -> dict[str,
         "timeSeriesQuery": {
             "timeSeriesFilter": {
                 "filter": f'metric.type="{m.log_metric_type(name)}" '
-                'resource.type="http_load_balancer"',
+                f'resource.type="{m.LB_MONITORED_RESOURCE}"',
                 "aggregation": {
                     "alignmentPeriod": "60s",
                     "perSeriesAligner": "ALIGN_RATE",

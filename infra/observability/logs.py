@@ -10,7 +10,11 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import LogSinksConfig
-from infra.observability.metrics import ARMOR_DENIALS_LOG_METRIC, LB_5XX_LOG_METRIC
+from infra.observability.metrics import (
+    ARMOR_DENIALS_LOG_METRIC,
+    LB_5XX_LOG_METRIC,
+    LB_LOG_RESOURCE,
+)
 
 DAY_MS = 24 * 3600 * 1000
 PROBE_PATHS = ("/livez", "/readyz", "/metrics")
@@ -24,6 +28,8 @@ class LogPipelineArgs:
     labels: Mapping[str, str]
     cluster_name: str
     namespace: str
+    gateway_name: str
+    """The Gateway (in `namespace`) whose load balancer's request logs are kept."""
     name_prefix: str
     """Prefix of unique names (bucket, dataset, topic, sinks), e.g. `moderation-dev`."""
     settings: LogSinksConfig
@@ -31,14 +37,26 @@ class LogPipelineArgs:
     """Refuse to delete data stores (prod): no force-destroy, no delete-contents-on-destroy."""
 
 
-def workload_log_filter(project: str, cluster_name: str, namespace: str) -> str:
-    """The service's container logs plus the external load balancer's request logs."""
+def load_balancer_filter(namespace: str, gateway_name: str) -> str:
+    """Request logs of this Gateway's load balancer only, not of every one in the project.
+
+    The GKE Gateway controller names the load balancer's URL maps (HTTPS and the HTTP redirect)
+    `gkegw1-<hash>-<namespace>-<gateway>-<hash>`; no other Gateway has the same pair.
+    """
+    return (
+        f'resource.type="{LB_LOG_RESOURCE}" '
+        f'AND resource.labels.url_map_name=~"-{namespace}-{gateway_name}-"'
+    )
+
+
+def workload_log_filter(project: str, cluster_name: str, namespace: str, gateway_name: str) -> str:
+    """The service's container logs plus its load balancer's request logs."""
     workload = (
         f'resource.type="k8s_container" AND resource.labels.project_id="{project}" '
         f'AND resource.labels.cluster_name="{cluster_name}" '
         f'AND resource.labels.namespace_name="{namespace}"'
     )
-    return f'({workload}) OR resource.type="http_load_balancer"'
+    return f"({workload}) OR ({load_balancer_filter(namespace, gateway_name)})"
 
 
 def health_check_filters() -> dict[str, str]:
@@ -72,7 +90,10 @@ class LogPipeline(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
         labels = dict(args.labels)
-        sink_filter = workload_log_filter(args.project, args.cluster_name, args.namespace)
+        sink_filter = workload_log_filter(
+            args.project, args.cluster_name, args.namespace, args.gateway_name
+        )
+        load_balancer = load_balancer_filter(args.namespace, args.gateway_name)
         exclusions = [
             gcp.logging.ProjectSinkExclusionArgs(name=key, filter=value)
             for key, value in health_check_filters().items()
@@ -135,10 +156,15 @@ class LogPipeline(pulumi.ComponentResource):
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             force_destroy=not args.protect,
+            # Objects under a retention policy cannot be deleted, not even by force_destroy: only
+            # a protected (prod) archive has one, so that `pulumi destroy` of dev can finish.
+            # Elsewhere the lifecycle rule below still deletes objects at the same age.
             retention_policy=gcp.storage.BucketRetentionPolicyArgs(
                 retention_period=settings.archive_retention_days * 24 * 3600,
                 is_locked=settings.archive_lock_retention,
-            ),
+            )
+            if args.protect
+            else None,
             lifecycle_rules=[
                 _storage_class_rule("NEARLINE", settings.archive_nearline_after_days),
                 _storage_class_rule("COLDLINE", settings.archive_coldline_after_days),
@@ -186,10 +212,7 @@ class LogPipeline(pulumi.ComponentResource):
                 project=args.project,
                 name=ARMOR_DENIALS_LOG_METRIC,
                 description="Requests Cloud Armor denied (WAF rule or rate limit).",
-                filter=(
-                    'resource.type="http_load_balancer" '
-                    'AND jsonPayload.enforcedSecurityPolicy.outcome="DENY"'
-                ),
+                filter=f'{load_balancer} AND jsonPayload.enforcedSecurityPolicy.outcome="DENY"',
                 metric_descriptor=_counter_descriptor("Cloud Armor denials", ["policy", "rule"]),
                 label_extractors={
                     "policy": "EXTRACT(jsonPayload.enforcedSecurityPolicy.name)",
@@ -203,7 +226,7 @@ class LogPipeline(pulumi.ComponentResource):
                 name=LB_5XX_LOG_METRIC,
                 description="5xx responses seen at the load balancer, including those no pod "
                 "answered (no healthy backend, timeouts), which the service cannot count.",
-                filter='resource.type="http_load_balancer" AND httpRequest.status>=500',
+                filter=f"{load_balancer} AND httpRequest.status>=500",
                 metric_descriptor=_counter_descriptor("Load balancer 5xx", ["status", "detail"]),
                 label_extractors={
                     "status": "EXTRACT(httpRequest.status)",

@@ -41,6 +41,13 @@ class PromMetric:
         return self.name + suffix
 
 
+LB_MONITORED_RESOURCE = "l7_lb_rule"
+"""Where Cloud Monitoring keeps metrics made from load-balancer logs: Logging calls the same logs'
+resource `http_load_balancer`, Monitoring `l7_lb_rule`. Logging filters use the former, metric
+filters (alerts, charts) the latter."""
+LB_LOG_RESOURCE = "http_load_balancer"
+
+
 def _labels(*names: str) -> frozenset[str]:
     return frozenset(names)
 

@@ -67,10 +67,15 @@ def _at(props: Props, *path: str) -> Any:
 
 
 def _node_configs(resource: Resource) -> Iterator[tuple[str, Props]]:
-    """The node configs a resource declares: a cluster's default pool, a node pool's own."""
+    """The node configs a resource declares: a cluster's default pool (its deprecated top-level
+    `nodeConfig`, or its `nodePools`), a node pool's own."""
     node_config = resource.props.get("nodeConfig")
     if resource.type in (CLUSTER, NODE_POOL) and isinstance(node_config, Mapping):
         yield ("default node pool" if resource.type == CLUSTER else "node pool"), node_config
+    if resource.type == CLUSTER:
+        for pool in resource.props.get("nodePools") or []:
+            if isinstance(pool, Mapping) and isinstance(pool.get("nodeConfig"), Mapping):
+                yield "default node pool", pool["nodeConfig"]
 
 
 def private_nodes(resource: Resource) -> Iterator[str]:
@@ -134,11 +139,8 @@ def binary_authorization(resource: Resource) -> Iterator[str]:
 
 
 def vulnerability_scanning(resource: Resource) -> Iterator[str]:
-    """Images are scanned in the registry, and running workloads by GKE's security posture."""
-    if resource.type == CLUSTER:
-        mode = _at(resource.props, "securityPostureConfig", "vulnerabilityMode")
-        if mode not in ("VULNERABILITY_BASIC", "VULNERABILITY_ENTERPRISE"):
-            yield f"securityPostureConfig.vulnerabilityMode is {mode}: workloads are not scanned"
+    """Images are scanned in the registry (GKE retired the security posture's workload scanning:
+    the Kubernetes Engine API deprecates `vulnerabilityMode`)."""
     if resource.type == REPOSITORY and resource.props.get("format") == "DOCKER":
         enablement = _at(resource.props, "vulnerabilityScanningConfig", "enablementConfig")
         if enablement != "INHERITED":

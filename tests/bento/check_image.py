@@ -37,7 +37,6 @@ WORK_DIR = REPO_ROOT / "build" / "image-test"
 BASE_IMAGE = "docker.io/library/python:3.11-slim"  # the name BentoML's Dockerfile starts FROM
 IMAGE = "localhost/moderation:image-test"
 UV_VERSION = "0.13.4"  # the uv that BentoML 1.4.40's Dockerfile installs when the base has none
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SITE_CAS = "/usr/local/share/ca-certificates"
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -84,8 +83,9 @@ def build_base_image() -> None:
     rootfs = WORK_DIR / "rootfs"
     if not (rootfs / "usr" / "bin" / "python3.11").exists():
         shutil.rmtree(rootfs, ignore_errors=True)
+        # debootstrap's own default mirror.
         run("debootstrap", "--variant=minbase", "--include=python3.11,ca-certificates",
-            "bookworm", rootfs, DEBIAN_MIRROR)  # fmt: skip
+            "bookworm", rootfs)  # fmt: skip
     tarball = WORK_DIR / "rootfs.tar"
     run("tar", "-C", rootfs, "-cf", tarball, ".")
     container = run("buildah", "from", "scratch").stdout.strip()

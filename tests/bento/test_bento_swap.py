@@ -21,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from infra.image import DOCKERFILE, image_context
 from service.model_import import import_model
 from service.store import ensure_default
 from service.version import API_VERSION, APP_VERSION
@@ -201,3 +202,15 @@ def test_build_names_the_models_missing_from_the_store(
     assert f"koala ({bentos[1].models['koala']})" in result.stderr
     assert "make import-model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_make_bento_exports_the_image_context_pulumi_builds(bentos: list[BuiltBento]) -> None:
+    """What `pulumi up` builds (infra/image.py): the Bento, its models, BentoML's Dockerfile."""
+    for bento in bentos:
+        context = REPO_ROOT / image_context(bento.tag)
+        assert (context / DOCKERFILE).is_file()
+        assert "FROM " in (context / DOCKERFILE).read_text()
+        assert (context / "bento.yaml").is_file()
+        for model_tag in bento.models.values():
+            name, version = model_tag.split(":")
+            assert (context / "models" / name / version).is_dir(), model_tag

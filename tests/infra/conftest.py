@@ -23,7 +23,28 @@ STACKS = ("dev", "prod")
 
 
 class Plan(dict):
-    """A plan document (`{"project", "stack", "resources", "outputs"}`) with lookup helpers."""
+    """A plan document (`{"project", "stack", "resources", "outputs"}`) with lookup helpers;
+    `options` holds each resource's engine options (`protect`, `ignoreChanges`, ...) by address."""
+
+    options: dict[str, dict[str, Any]]
+
+    @staticmethod
+    def address(resource: dict[str, Any]) -> str:
+        """`<type>::<name>`, as `dependencies` name a resource."""
+        return f"{resource['type']}::{resource['name']}"
+
+    def waits_for(self, resource: dict[str, Any]) -> set[str]:
+        """Every resource `resource` waits for, directly or through others (its dependencies'
+        dependencies, and so on): what the engine has finished before it starts this one."""
+        direct = {self.address(r): r["dependencies"] for r in self["resources"]}
+        seen: set[str] = set()
+        pending = list(resource["dependencies"])
+        while pending:
+            current = pending.pop()
+            if current not in seen:
+                seen.add(current)
+                pending.extend(direct[current])
+        return seen
 
     @property
     def stack(self) -> str:
@@ -65,6 +86,7 @@ class Plan(dict):
 
 def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "infra.plan", "--stack", stack, "--output", str(output)]
+    command += ["--options", str(output.with_suffix(".options.json"))]
     if stack_file is not None:
         command += ["--stack-file", str(stack_file)]
     return subprocess.Popen(
@@ -76,6 +98,7 @@ def _finish_plan(process: subprocess.Popen[str], output: Path) -> Plan:
     log, _ = process.communicate(timeout=300)
     assert process.returncode == 0, log
     plan = Plan(json.loads(output.read_text()))
+    plan.options = json.loads(output.with_suffix(".options.json").read_text())
     plan.log = log  # what `make plan` printed
     return plan
 

@@ -37,7 +37,8 @@ def test_identity_is_workload_identity_and_a_minimal_node_account(plan: Plan) ->
     assert cluster["workloadIdentityConfig"]["workloadPool"] == f"{project}.svc.id.goog"
     node_account = plan.one("gcp:serviceaccount/account:Account", "moderation-nodes")
     node_email = f"{node_account['inputs']['accountId']}@{project}.iam.gserviceaccount.com"
-    assert cluster["nodeConfig"]["serviceAccount"] == node_email
+    (default_pool,) = cluster["nodePools"]  # exists while the cluster is created, then removed
+    assert default_pool["nodeConfig"]["serviceAccount"] == node_email
     for pool in plan.of_type(NODE_POOL):
         assert pool["inputs"]["nodeConfig"]["serviceAccount"] == node_email
         assert pool["inputs"]["nodeConfig"]["workloadMetadataConfig"]["mode"] == "GKE_METADATA"

@@ -22,6 +22,7 @@ def test_registry_scans_every_pushed_image(plan: Plan) -> None:
     assert api["disableOnDestroy"] is False
 
 
-def test_cluster_scans_running_workloads(plan: Plan) -> None:
+def test_cluster_checks_workload_posture(plan: Plan) -> None:
+    """GKE dropped workload vulnerability scanning (the API deprecates `vulnerabilityMode`)."""
     posture = plan.one("gcp:container/cluster:Cluster")["inputs"]["securityPostureConfig"]
-    assert posture == {"mode": "BASIC", "vulnerabilityMode": "VULNERABILITY_BASIC"}
+    assert posture == {"mode": "BASIC"}

@@ -1,4 +1,4 @@
-"""Cloud Armor: per-key and per-IP limits, prod bans, deny lists, WAF kept off moderation bodies."""
+"""Cloud Armor: a per-IP limit on all traffic, prod bans, deny lists, WAF off moderation bodies."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from infra.edge.armor import (
     MAX_SUBEXPRESSIONS,
     ArmorPolicyArgs,
     RateLimit,
+    per_backend_count,
     security_policy_rules,
 )
 from tests.infra.conftest import Plan, stack_config
@@ -45,28 +46,18 @@ def _expression(rule: dict[str, Any]) -> str:
     return rule["match"]["expr"]["expression"]
 
 
-def test_each_api_key_is_throttled_on_its_authorization_header(plan: Plan) -> None:
-    limit = _armor(plan)["perApiKey"]
-    rule = _rate_limited(plan, "HTTP_HEADER")
-    options = rule["rateLimitOptions"]
-    assert rule["action"] == "throttle"
-    assert _expression(rule) == "has(request.headers['authorization'])"
-    assert options["enforceOnKeyConfigs"] == [
-        {"enforceOnKeyType": "HTTP_HEADER", "enforceOnKeyName": "Authorization"}
-    ]
-    assert options["rateLimitThreshold"] == {
-        "count": limit["count"],
-        "intervalSec": limit["intervalSec"],
-    }
-    assert (options["conformAction"], options["exceedAction"]) == ("allow", "deny(429)")
+def test_the_only_rate_limit_is_per_ip_and_matches_every_request(plan: Plan) -> None:
+    """Armor stops at the first matching rule: a limit keyed on anything a client chooses (its
+    Authorization header) would let a made-up key per request past every other limit."""
+    limited = [rule for rule in _rules(plan) if "rateLimitOptions" in rule]
+    assert limited == [_rate_limited(plan, "IP")]
+    assert limited[0]["match"] == {"versionedExpr": "SRC_IPS_V1", "config": {"srcIpRanges": ["*"]}}
 
 
-def test_keyless_clients_are_limited_per_ip_and_banned_where_configured(plan: Plan) -> None:
+def test_clients_are_limited_per_ip_and_banned_where_configured(plan: Plan) -> None:
     armor = _armor(plan)
     rule = _rate_limited(plan, "IP")
     options = rule["rateLimitOptions"]
-    # Armor stops at the first matching rule: the two limits must split the traffic between them.
-    assert _expression(rule) == "!has(request.headers['authorization'])"
     assert options["rateLimitThreshold"] == {
         "count": armor["perIp"]["count"],
         "intervalSec": armor["perIp"]["intervalSec"],
@@ -121,7 +112,6 @@ def test_rules_run_deny_lists_then_waf_then_limits_then_default_allow(plan: Plan
 def _args(**overrides: Any) -> ArmorPolicyArgs:
     base: dict[str, Any] = {
         "policy_name": "test",
-        "per_api_key": RateLimit(100, 60),
         "per_ip": RateLimit(10, 60),
         "labels": {},
     }
@@ -146,3 +136,25 @@ def test_deny_listed_regions_fit_the_expression_limit() -> None:
     ]
     assert all(e.count("origin.region_code") <= MAX_SUBEXPRESSIONS for e in expressions)
     assert sorted(code for e in expressions for code in codes if f"'{code}'" in e) == codes
+
+
+def test_a_running_canary_splits_the_per_ip_limit_between_the_tracks(plan_variant) -> None:
+    """Armor counts per backend service; two tracks must not give a client twice the limit.
+    A shadow only gets the load balancer's copies of requests: it takes no share."""
+
+    def with_candidates(*tracks: str) -> Any:
+        def change(config: dict[str, Any]) -> None:
+            for index, track in enumerate(tracks):
+                release = {"bento": f"moderation:0.{index + 2}.0"}
+                config["moderation:release"][track] = (
+                    {**release, "weight": 10} if track == "canary" else release
+                )
+
+        return change
+
+    canary = plan_variant("dev", with_candidates("canary", "shadow"))
+    limit = _armor(canary)["perIp"]["count"]
+    threshold = _rate_limited(canary, "IP")["rateLimitOptions"]["rateLimitThreshold"]
+    assert len(canary.of_type("kubernetes:apps/v1:Deployment")) >= 3
+    assert threshold["count"] * 2 <= limit
+    assert threshold["count"] == per_backend_count(RateLimit(limit, 60), 2)

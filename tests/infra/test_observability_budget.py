@@ -13,9 +13,8 @@ def test_budget_amount_and_thresholds_come_from_the_stack(plan: dict) -> None:
     wanted = stack_config(plan.stack)["moderation:budget"]
     budget = plan.one(BUDGET)["inputs"]
     assert budget["billingAccount"] == wanted["billingAccount"]
-    assert budget["amount"] == {
-        "specifiedAmount": {"currencyCode": "USD", "units": str(wanted["monthlyAmountUsd"])}
-    }
+    # No currency: the Budget API rejects any but the billing account's own, which it defaults to.
+    assert budget["amount"] == {"specifiedAmount": {"units": str(wanted["monthlyAmountUsd"])}}
     assert budget["thresholdRules"] == [
         *(
             {"thresholdPercent": share, "spendBasis": "CURRENT_SPEND"}
@@ -42,3 +41,17 @@ def test_prod_budget_is_larger_than_dev(plans: dict) -> None:
         for stack in plans
     }
     assert amounts["prod"] > amounts["dev"]
+
+
+def test_budget_calls_bill_a_quota_project(plan: dict) -> None:
+    """With user credentials (application-default login) the Billing Budget API refuses calls
+    that name no quota project: the budget's provider bills them to the stack's project."""
+    budget = plan.one(BUDGET)
+    (provider,) = [
+        p
+        for p in plan.of_type("pulumi:providers:gcp")
+        if f"pulumi:providers:gcp::{p['name']}" in budget["dependencies"]
+    ]
+    project = stack_config(plan.stack)["gcp:project"]
+    assert provider["inputs"]["billingProject"] == project
+    assert provider["inputs"]["userProjectOverride"] in (True, "true")

@@ -52,7 +52,11 @@ EXPECTED_DIFFERENCES = {
         for resource in ("cpu", "memory")
     }
     # MODERATION_INFERENCE_THREADS (the whole cores of the CPU request) and the per-key rate limit.
-    | {"spec.template.spec.containers.env.value"},
+    | {"spec.template.spec.containers.env.value"}
+    # dev builds its image from the Bento, prod runs a prebuilt one (release.stable.image).
+    | {"spec.template.spec.containers.image"},
+    # The metrics adapter admits its callers from the control plane's range (network.masterCidr).
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": {"spec.ingress.from.ipBlock.cidr"},
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": {
         "spec.minReplicas",
         "spec.maxReplicas",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from typing import Any
 
+import pytest
+
+from infra.observability.metrics_adapter import NAME, NAMESPACE
 from tests.infra.conftest import Plan, stack_config
+from tests.infra.network_policy import Peer, allows, pod
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 APP_SELECTOR = {"app.kubernetes.io/name": "moderation"}
@@ -76,8 +81,7 @@ def test_images_are_pinned_by_digest(plan: Plan) -> None:
         for container in _pod(deployment)["containers"]:
             assert "@sha256:" in container["image"]
     stable = next(d for d in _model_deployments(plan) if d["metadata"]["name"].endswith("stable"))
-    release = stack_config(plan.stack)["moderation:release"]["stable"]
-    assert _pod(stable)["containers"][0]["image"] == release["image"] == plan.outputs["image"]
+    assert _pod(stable)["containers"][0]["image"] == plan.outputs["image"]
 
 
 def test_rollout_never_drops_below_capacity_and_drains_gracefully(plan: Plan) -> None:
@@ -212,16 +216,86 @@ def test_disruption_budget_lets_drains_evict_one_pod_at_a_time_at_every_scale(pl
             assert disruptions_allowed(budget, replicas) == 1, (name, replicas)
 
 
-def test_network_policy_admits_only_load_balancers_and_metrics_scrapes(plan: Plan) -> None:
-    policy = plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy")["inputs"]["spec"]
-    assert policy["podSelector"]["matchLabels"] == APP_SELECTOR
-    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
-    (ingress,) = policy["ingress"]
-    assert ingress["ports"] == [{"port": 3000, "protocol": "TCP"}]
-    cidrs = {peer["ipBlock"]["cidr"] for peer in ingress["from"] if "ipBlock" in peer}
-    assert cidrs == {"35.191.0.0/16", "130.211.0.0/22"}
-    egress_ports = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
-    assert egress_ports == {53, 80, 443, 988}
+def _model_network_policy(plan: Plan) -> dict[str, Any]:
+    policy = plan.kubernetes_object("NetworkPolicy", "moderation", "moderation")
+    # It must apply to the model pods, and filter both directions.
+    assert policy["spec"]["podSelector"]["matchLabels"] == APP_SELECTOR
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("peer", "admitted"),
+    [
+        (Peer("35.191.12.34", 3000), True),  # Google Front End / health checkers
+        (Peer("130.211.0.9", 3000), True),
+        (pod("gmp-system", 3000, app="collector"), True),  # Managed Prometheus scrapes
+        (Peer("35.191.12.34", 22), False),  # only the serving port
+        (Peer("203.0.113.9", 3000), False),  # the internet, around the load balancer
+        (pod("payments", 3000), False),  # other workloads in the cluster
+        (pod("kube-system", 3000), False),
+    ],
+)
+def test_network_policy_admits_only_load_balancers_and_metrics_scrapes(
+    plan: Plan, peer: Peer, admitted: bool
+) -> None:
+    assert allows(_model_network_policy(plan), "ingress", peer) is admitted
+
+
+@pytest.mark.parametrize(
+    ("peer", "admitted"),
+    [
+        (pod("kube-system", 53, "UDP", **{"k8s-app": "kube-dns"}), True),
+        (pod("kube-system", 53, "TCP", **{"k8s-app": "kube-dns"}), True),
+        (Peer("169.254.20.10", 53, "UDP"), True),  # NodeLocal DNSCache
+        (Peer("169.254.169.254", 53, "UDP"), True),  # Cloud DNS through the metadata server
+        (Peer("169.254.169.254", 80), True),  # GKE metadata server: Workload Identity tokens
+        (Peer("169.254.169.252", 988), True),
+        # Nothing else leaves a model pod: no internet, no Google APIs, no other pods.
+        (Peer("142.250.74.10", 443), False),
+        (Peer("199.36.153.8", 443), False),  # private.googleapis.com
+        (Peer("10.30.0.1", 443), False),  # the Kubernetes API service
+        (Peer("169.254.169.254", 443), False),
+        (pod("kube-system", 443), False),
+        (pod("payments", 3000), False),
+    ],
+)
+def test_model_pods_reach_only_dns_and_the_metadata_server(
+    plan: Plan, peer: Peer, admitted: bool
+) -> None:
+    """Models are in the image, keys come through the CSI driver, logs go to stdout."""
+    assert allows(_model_network_policy(plan), "egress", peer) is admitted
+
+
+def test_the_metrics_adapter_is_isolated_too(plan: Plan) -> None:
+    policy = plan.kubernetes_object("NetworkPolicy", NAME, NAMESPACE)
+    control_plane = stack_config(plan.stack)["moderation:network"]["masterCidr"]
+    first_address = str(next(ipaddress.IPv4Network(control_plane).hosts()))
+    assert allows(policy, "ingress", Peer(first_address, 443))
+    assert allows(policy, "ingress", pod("kube-system", 443, **{"k8s-app": "konnectivity"}))
+    assert not allows(policy, "ingress", Peer("203.0.113.9", 443))
+    assert not allows(policy, "ingress", pod("moderation", 443))
+    assert allows(policy, "egress", Peer("142.250.74.10", 443))  # Cloud Monitoring
+    assert not allows(policy, "egress", Peer("142.250.74.10", 80))
+
+
+def test_the_policy_evaluator_is_not_vacuous() -> None:
+    """An allow-all egress rule (what the pods had) admits the internet."""
+    open_egress = {
+        "metadata": {"namespace": "moderation"},
+        "spec": {"policyTypes": ["Egress"], "egress": [{"ports": [{"port": 443}]}]},
+    }
+    assert allows(open_egress, "egress", Peer("142.250.74.10", 443))
+    assert not allows(open_egress, "egress", Peer("142.250.74.10", 80))
+    assert not allows({**open_egress, "spec": {"policyTypes": ["Egress"]}}, "egress", pod("x", 1))
+
+
+def test_request_logs_can_name_the_projects_trace(plan: Plan) -> None:
+    """`logging.googleapis.com/trace` is `projects/<id>/traces/<trace>`: the pods need the id."""
+    project = stack_config(plan.stack)["gcp:project"]
+    for deployment in _model_deployments(plan):
+        for container in _pod(deployment)["containers"]:
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            assert env["GOOGLE_CLOUD_PROJECT"] == project
 
 
 def test_workload_identity_binds_the_kubernetes_account_to_the_gcp_account(plan: Plan) -> None:
