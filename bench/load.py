@@ -3,8 +3,8 @@
 `concurrency` clients each send their next request as soon as the previous one is answered, for
 at most `duration_s` seconds and `max_requests` requests: the question is how much one server
 completes at a given concurrency and how long each request waits. Every answer is checked (status,
-OpenAI shape, one result per input). When the server exports BentoML's adaptive batch-size
-histogram on /metrics, the level also reports how many requests were merged per model call.
+OpenAI shape, one result per input). When the server exports the kit's batch-size histogram on
+/metrics (texts per model call), the level also reports how many requests were merged per call.
 
 Only loopback addresses are accepted: this tool must never load someone else's server.
 """
@@ -29,7 +29,7 @@ from service.categories import CATEGORIES
 from service.schemas import ModerationResponse
 
 MODERATIONS_PATH = "/v1/moderations"
-BATCH_SIZE_METRIC = "bentoml_service_adaptive_batch_size"
+BATCH_SIZE_METRIC = "moderation_batch_size"
 TRANSPORT_ERROR = "transport-error"
 
 # Sentences of the lengths chat messages have, clean and abusive, so the model does real work.
@@ -53,7 +53,7 @@ class LatencyMs(BaseModel):
 
 
 class BatchSizes(BaseModel):
-    """Requests merged per model call over one level (BentoML's adaptive batch-size histogram)."""
+    """Texts per model call over one level (one text per request: requests per call)."""
 
     batches: int
     requests: int
@@ -123,7 +123,7 @@ def _batch_sizes(
 ) -> BatchSizes | None:
     if after is None:
         return None
-    # BentoML creates the histogram at the first batch: absent before means nothing counted yet.
+    # A labelled histogram appears at its first batch: absent before means nothing counted yet.
     before = before or (0.0, 0.0)
     requests, batches = (round(end - start) for start, end in zip(before, after, strict=True))
     return BatchSizes(

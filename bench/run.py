@@ -113,7 +113,11 @@ def free_loopback_port() -> int:
 
 @contextlib.contextmanager
 def served(
-    command: list[str], env: dict[str, str], ready_url: str, log_path: Path
+    command: list[str],
+    env: dict[str, str],
+    ready_url: str,
+    log_path: Path,
+    cwd: Path = REPO_ROOT,
 ) -> Iterator[None]:
     """Run a server process group until the block ends; yield once `ready_url` answers 200."""
     require_loopback(ready_url)
@@ -121,7 +125,7 @@ def served(
         # The command is built here from constants and a free port, never from user text.
         process = subprocess.Popen(  # noqa: S603
             command,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

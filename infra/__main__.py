@@ -126,6 +126,7 @@ tracks = {
             config=config.workload,
             namespace=workload.namespace,
             service_account_name=workload.service_account_name,
+            backend_timeout_sec=config.edge.backend_timeout_sec,
             api_keys=api_keys.file,
         ),
         # Pods start only once their key file can be mounted (provider class, IAM grant).

@@ -281,6 +281,22 @@ class AutoscalingConfig(_Section):
         return self
 
 
+# The service's own request timeout is the edge's backendTimeoutSec minus this, so that its 503
+# with Retry-After reaches the client before the load balancer gives up on the request.
+SERVICE_TIMEOUT_HEADROOM_S = 2
+# After the last request is answered, a pod's process needs this long to exit.
+EXIT_SECONDS = 5
+
+
+class QueueConfig(_Section):
+    """The pod's request queue (MODERATION_MAX_QUEUED_*): beyond it, 503 with Retry-After."""
+
+    max_requests: Annotated[int, Field(ge=1)] = 256
+    max_texts: Annotated[int, Field(ge=1024)] = Field(
+        default=4096, description="At least the largest request (MODERATION_MAX_INPUTS, 1024)."
+    )
+
+
 class KeyRateLimitConfig(_Section):
     """The service's own per-API-key limit, the authoritative one (docs/security.md): counted on
     the key's id after the header is parsed, so every spelling of one key shares a bucket. Each pod
@@ -297,8 +313,12 @@ class WorkloadConfig(_Section):
     node_pool: Literal["model", "gpu"] = "model"
     resources: Resources
     autoscaling: AutoscalingConfig
+    queue: QueueConfig = QueueConfig()
     startup_timeout_seconds: Annotated[int, Field(ge=30, le=3600)] = 600
-    termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    pre_stop_seconds: Annotated[int, Field(ge=0, le=120)] = Field(
+        default=10, description="Serving on while the load balancer takes the pod out."
+    )
+    termination_grace_seconds: Annotated[int, Field(ge=5, le=600)] = 90
     key_rate_limit: KeyRateLimitConfig = KeyRateLimitConfig(requests_per_minute=300, burst=50)
 
 
@@ -623,6 +643,20 @@ class StackConfig(_Section):
                 f"edge.connectionDrainingSec {self.edge.connection_draining_sec} is above "
                 f"workload.terminationGraceSeconds {self.workload.termination_grace_seconds}: "
                 "pods would be killed while the load balancer still drains them"
+            )
+        if self.edge.backend_timeout_sec <= SERVICE_TIMEOUT_HEADROOM_S:
+            raise ValueError(
+                f"edge.backendTimeoutSec {self.edge.backend_timeout_sec} leaves the service no "
+                f"time: its own timeout is {SERVICE_TIMEOUT_HEADROOM_S} s shorter"
+            )
+        workload = self.workload
+        shutdown = workload.pre_stop_seconds + self.edge.backend_timeout_sec + EXIT_SECONDS
+        if shutdown > workload.termination_grace_seconds:
+            raise ValueError(
+                f"workload.terminationGraceSeconds {workload.termination_grace_seconds} is below "
+                f"workload.preStopSeconds {workload.pre_stop_seconds} + edge.backendTimeoutSec "
+                f"{self.edge.backend_timeout_sec} + {EXIT_SECONDS} s to exit: a request accepted "
+                "just before SIGTERM would be cut off"
             )
         if self.is_prod and self.edge.armor.ip_ban_duration_sec is None:
             raise ValueError("edge.armor.ipBanDurationSec must be set in prod (ban abusive IPs)")

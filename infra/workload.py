@@ -67,7 +67,7 @@ from pulumi_kubernetes.networking.v1 import (
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra.capacity import inference_threads
-from infra.config import APP, StableRelease, WorkloadConfig
+from infra.config import APP, SERVICE_TIMEOUT_HEADROOM_S, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
 from infra.observability import metrics as m
 from infra.observability.metrics import REQUESTS_IN_FLIGHT
@@ -117,6 +117,7 @@ class ModelDeploymentArgs:
     config: WorkloadConfig
     namespace: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
+    backend_timeout_sec: int  # the edge's: the service times requests out just before it
     api_keys: ApiKeysFile | None = None
 
 
@@ -243,6 +244,13 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
             value=str(config.key_rate_limit.requests_per_minute),
         ),
         EnvVarArgs(name="MODERATION_KEY_BURST", value=str(config.key_rate_limit.burst)),
+        # service/settings.py: the edge's timeout, and the queue bounds
+        EnvVarArgs(
+            name="MODERATION_REQUEST_TIMEOUT_S",
+            value=str(args.backend_timeout_sec - SERVICE_TIMEOUT_HEADROOM_S),
+        ),
+        EnvVarArgs(name="MODERATION_MAX_QUEUED_REQUESTS", value=str(config.queue.max_requests)),
+        EnvVarArgs(name="MODERATION_MAX_QUEUED_TEXTS", value=str(config.queue.max_texts)),
     ]
     if args.api_keys is not None:
         volumes.append(
@@ -323,9 +331,13 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
                     timeout_seconds=3,
                     failure_threshold=2,
                 ),
-                # Keep serving while the load balancer drops the endpoint, then drain.
+                # Keep serving while the load balancer drops the endpoint; SIGTERM then stops
+                # new connections and drains (service/shutdown.py), within the grace period
+                # (the config rule: preStop + edge backendTimeoutSec + exit).
                 lifecycle=LifecycleArgs(
-                    pre_stop=LifecycleHandlerArgs(sleep=SleepActionArgs(seconds=10))
+                    pre_stop=LifecycleHandlerArgs(
+                        sleep=SleepActionArgs(seconds=config.pre_stop_seconds)
+                    )
                 ),
                 security_context=SecurityContextArgs(
                     allow_privilege_escalation=False,

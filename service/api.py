@@ -71,6 +71,7 @@ LOGGED_FACTS = (
     "inputs",
     "input_chars",
     "flagged",
+    "error",  # the cause of a 5xx: exception type and message, never the input
 )
 
 
@@ -84,9 +85,17 @@ class ApiError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message` on one line, for the log line of a 5xx."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}"[:500] if message else type(error).__name__
 
 
 def error_response(
@@ -131,8 +140,12 @@ def create_app() -> FastAPI:
     )
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, param=error.param, code=error.code)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        if error.status >= 500:
+            state(request.scope)["error"] = describe(error.__cause__ or error)
+        return error_response(
+            error.status, error.message, param=error.param, code=error.code, headers=error.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     @app.exception_handler(ValidationError)
@@ -153,6 +166,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:
+        # Starlette answers this one outside every middleware: RequestLog has logged its cause.
         return error_response(500, "The server had an error processing the request.")
 
     @app.get(METRICS_PATH, include_in_schema=False)
@@ -252,6 +266,9 @@ class RequestLog(HttpMiddleware):
 
         try:
             await self.app(scope, receive, observe)
+        except Exception as error:  # answered with a 500 by the app's outermost handler
+            state(scope)["error"] = describe(error)
+            raise
         finally:
             facts = state(scope)
             latency_s = time.perf_counter() - started
@@ -297,12 +314,14 @@ class RequestDeadline(HttpMiddleware):
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        timeout_s = scope["app"].state.request_timeout_s
         try:
-            async with asyncio.timeout(scope["app"].state.request_timeout_s) as deadline:
+            async with asyncio.timeout(timeout_s) as deadline:
                 await self.app(scope, receive, tracking_send)
         except TimeoutError:
             if not deadline.expired() or started:
                 raise
+            state(scope)["error"] = f"TimeoutError: no answer within {timeout_s} s"
             response = error_response(504, "The server did not answer in time; retry.")
             await response(scope, receive, send)
 

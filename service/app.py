@@ -1,18 +1,17 @@
 """The moderation API: `bentoml serve service.app:Moderation`.
 
-`Moderation` is the HTTP front (OpenAI-shaped routes, auth, limits, logs, metrics); it calls the
-batchable `Scorer` (service/inference.py), where concurrent requests are batched per model.
+One process holds the HTTP routes (OpenAI-shaped, auth, limits, logs, metrics) and the models.
+Concurrent requests are batched in process (service/batching.py): one inference thread scores
+what is queued, per model. It replaced a front service calling a batchable scorer service over a
+local socket, which was slower when idle and failed now and then (docs/performance.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
-import aiohttp
 import bentoml
-from bentoml.exceptions import BentoMLException
 from fastapi import Request
 
 from service.api import (
@@ -26,12 +25,14 @@ from service.api import (
 )
 from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
+from service.batching import Batcher, BatchLimits, Overloaded
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
-from service.inference import CATALOG, ScoreItem, Scorer
-from service.metrics import FLAGGED, INPUT_CHARS, REQUESTS_IN_FLIGHT
+from service.inference import CATALOG, LoadedModels, ModelLoadError, attach_models
+from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, REQUESTS_IN_FLIGHT
 from service.rate_limit import KeyRateLimiter
 from service.release import ReleaseVersion, bento_tag
+from service.request_log import log_event
 from service.schemas import (
     ErrorBody,
     ModelList,
@@ -40,11 +41,16 @@ from service.schemas import (
     moderation_request_schema,
 )
 from service.settings import Settings
+from service.shutdown import drain_on_sigterm
 from service.version import API_VERSION, APP_VERSION
 
 api = create_app()
 SETTINGS = Settings.from_env()
-SCORER_PROBE_TIMEOUT_S = 1.0
+# Retry-After (seconds) when the queue is full, and while the models are not loaded.
+RETRY_BUSY_S = 1
+RETRY_UNAVAILABLE_S = 5
+# BentoML's own request timeout, a backstop behind ours (it would answer 504 without our body).
+BENTOML_TIMEOUT_MARGIN_S = 5
 
 
 def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -66,19 +72,7 @@ def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult
     )
 
 
-@bentoml.service(
-    name="moderation",
-    traffic={"timeout": 60},
-    # The API app writes one JSON line per request itself (service/request_log.py).
-    logging={"access": {"enabled": False}},
-    # BentoML's HTTP metrics label the raw request path, so any client could add series without
-    # bound; the API app exports its own, labelled by route template (service/metrics.py).
-    metrics={"enabled": False, "namespace": "bentoml_service"},
-)
-@bentoml.asgi_app(api, path="/")
-class Moderation:
-    scorer = bentoml.depends(Scorer)
-
+class _Moderation:
     @bentoml.on_deployment
     def refuse_to_serve_without_keys() -> None:
         """Fail `bentoml serve` before any worker starts, with one line and exit status 1.
@@ -89,6 +83,7 @@ class Moderation:
         configured_api_keys(auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes)
 
     def __init__(self) -> None:
+        """Serve at once (/readyz 503) while the models load on the inference thread."""
         self.settings = SETTINGS
         api.state.api_keys = configured_api_keys(
             auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes
@@ -101,21 +96,46 @@ class Moderation:
             if self.settings.key_requests_per_minute
             else None
         )
-        self._scorer_ready = False
+        self.models: LoadedModels | None = None
+        self.load_failed = False
+        self.draining = False
+        self.batcher: Batcher[dict[Category, float]] = Batcher(
+            self._score,
+            BatchLimits(
+                max_texts=SETTINGS.max_batch_texts,
+                max_chars=SETTINGS.max_batch_chars,
+                max_queued_requests=SETTINGS.max_queued_requests,
+                max_queued_texts=SETTINGS.max_queued_texts,
+            ),
+            observe=_observe_batch,
+        )
+        self.batcher.start_on_thread(self._load_models)
+        drain_on_sigterm(self._drain)
+
+    def _load_models(self) -> None:
+        """A model that cannot load leaves the pod unready, said in one line (no retry loop)."""
+        try:
+            self.models = LoadedModels.load(self)
+        except ModelLoadError as error:
+            self.load_failed = True
+            for problem in error.problems:
+                log_event("ERROR", problem)
+
+    def _score(self, model: str, texts: list[str]) -> list[dict[Category, float]]:
+        assert self.models is not None  # requests reach the batcher only once loaded
+        return self.models.score(model, texts)
+
+    def _drain(self) -> None:
+        self.draining = True
 
     async def __is_ready__(self) -> bool:
-        """Ready once the scorer has loaded every catalog model (it answers its /readyz).
+        """Ready once every catalog model is loaded, until SIGTERM."""
+        return self.models is not None and not self.draining
 
-        Asked with a short timeout: while the scorer loads, its socket accepts but never answers.
-        """
-        if not self._scorer_ready:
-            try:
-                self._scorer_ready = await asyncio.wait_for(
-                    self.scorer.is_ready(), SCORER_PROBE_TIMEOUT_S
-                )
-            except (TimeoutError, aiohttp.ClientError):
-                return False
-        return self._scorer_ready
+    @bentoml.on_shutdown
+    async def stop_batcher(self) -> None:
+        """After uvicorn has answered every accepted request."""
+        await self.batcher.stop()
 
     @api.post(
         "/v1/moderations",
@@ -149,6 +169,7 @@ class Moderation:
             max_input_chars=self.settings.max_input_chars,
         )
         texts = body.texts
+        self._loaded_models()
         spec = CATALOG.find(body.model)
         if spec is None:
             raise ApiError(
@@ -161,9 +182,17 @@ class Moderation:
         facts.update(
             model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=sum(map(len, texts))
         )
-        scores = await self._ask_scorer(
-            "score", [ScoreItem(model=spec.name, text=text) for text in texts]
-        )
+        # The request's deadline is RequestDeadline's (service/api.py): 504, and the queued
+        # texts leave the queue with the cancelled handler.
+        try:
+            scores = await self.batcher.submit(spec.name, texts)
+        except Overloaded as error:
+            raise ApiError(
+                503,
+                "The server is overloaded; retry shortly.",
+                code="overloaded",
+                headers={"Retry-After": str(RETRY_BUSY_S)},
+            ) from error
         results = [moderate(spec, text_scores) for text_scores in scores]
         self._observe(spec, texts, results)
         facts["flagged"] = sum(result.flagged for result in results)
@@ -178,31 +207,23 @@ class Moderation:
     )
     async def list_models(self) -> ModelList:
         return ModelList(
-            data=await self._ask_scorer("models"),
+            data=self._loaded_models().cards(),
             app_version=APP_VERSION,
             api_version=API_VERSION,
             bento=bento_tag(),
         )
 
-    async def _ask_scorer(self, method: str, *args: Any) -> Any:
-        """Call the scorer; its failures become 503/500 OpenAI errors, never a stack trace.
-
-        Its APIs are read-only, so a call lost to a connection closing under the client is retried
-        once (pooled keep-alive connections: bentoml/BentoML#4971).
-        """
-        if not await self.__is_ready__():
-            raise ApiError(503, "The models are still loading; retry shortly.")
-        call = getattr(self.scorer.to_async, method)
-        try:
-            try:
-                return await call(*args)
-            except aiohttp.ClientConnectionError:
-                return await call(*args)
-        except aiohttp.ClientConnectionError as error:
-            raise ApiError(503, "The model service is not available; retry.") from error
-        except BentoMLException as error:
-            status = 503 if error.error_code.value == 503 else 500
-            raise ApiError(status, "The model service could not answer; retry.") from error
+    def _loaded_models(self) -> LoadedModels:
+        if self.models is None:
+            raise ApiError(
+                503,
+                "A model could not be loaded; the server log says which."
+                if self.load_failed
+                else "The models are still loading; retry shortly.",
+                code="not_ready",
+                headers={"Retry-After": str(RETRY_UNAVAILABLE_S)},
+            )
+        return self.models
 
     @staticmethod
     def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:
@@ -214,6 +235,22 @@ class Moderation:
                     FLAGGED.labels(model=spec.name, category=category).inc()
 
 
+def _observe_batch(model: str, texts: int, seconds: float) -> None:
+    BATCH_SIZE.labels(model=model).observe(texts)
+    INFERENCE_LATENCY.labels(model=model).observe(seconds)
+
+
+attach_models(_Moderation)  # before the decorators: BentoML packs the models it finds on the class
+Moderation = bentoml.service(
+    name="moderation",
+    workers=1,
+    traffic={"timeout": SETTINGS.request_timeout_s + BENTOML_TIMEOUT_MARGIN_S},
+    # The API app writes one JSON line per request itself (service/request_log.py).
+    logging={"access": {"enabled": False}},
+    # BentoML's HTTP metrics label the raw request path, so any client could add series without
+    # bound; the API app exports its own, labelled by route template (service/metrics.py).
+    metrics={"enabled": False, "namespace": "bentoml_service"},
+)(bentoml.asgi_app(api, path="/")(_Moderation))
 Moderation.add_asgi_middleware(RequestId)
 Moderation.add_asgi_middleware(ReleaseVersion)
 Moderation.add_asgi_middleware(HardenedResponses)

@@ -51,6 +51,12 @@ INPUT_CHARS = bentoml.metrics.Histogram(
     labelnames=["model"],
     buckets=(16, 64, 256, 1024, 4096, 16384, 65536),
 )
+BATCH_SIZE = bentoml.metrics.Histogram(
+    name="moderation_batch_size",
+    documentation="Texts per model call of the in-process batcher, by model.",
+    labelnames=["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
 SCORES = bentoml.metrics.Histogram(
     name="moderation_category_score",
     documentation="Each text's score in each category its model scores, by model and category.",

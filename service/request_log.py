@@ -95,3 +95,9 @@ def log_request(
         "latency_ms": round(latency_s * 1000, 3),
     }
     _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))
+
+
+def log_event(severity_name: str, message: str, **fields: Any) -> None:
+    """A JSON line about the service itself (not a request), in the same shape."""
+    entry = {"severity": severity_name, "message": message, **fields}
+    _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))

@@ -116,7 +116,7 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
         ),
         (
             "Adaptive batch size",
-            "inputs per batch",
+            "texts per model call",
             [
                 promql(quantile(0.5, m.BATCH_SIZE), "p50"),
                 promql(quantile(0.95, m.BATCH_SIZE), "p95"),

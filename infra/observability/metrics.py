@@ -67,6 +67,8 @@ SCORES = PromMetric(
 """Each text's score in each category its model scores: the score distribution per track."""
 REQUESTS_IN_FLIGHT = PromMetric("moderation_requests_in_flight", "gauge", _labels(), "service")
 """POST /v1/moderations requests being answered per pod: the HPA's serving signal."""
+BATCH_SIZE = PromMetric("moderation_batch_size", "histogram", _labels("model"), "service")
+"""Texts per model call of the in-process batcher (service/batching.py)."""
 
 HTTP_DURATION = PromMetric(
     "moderation_request_duration_seconds",
@@ -78,13 +80,6 @@ HTTP_DURATION = PromMetric(
 MODERATION_ROUTE = "/v1/moderations"
 """The `route` label value of the moderation endpoint."""
 
-# --- exported by BentoML 1.4 itself (the scorer's adaptive batching) ----------------------------
-BATCH_SIZE = PromMetric(
-    "bentoml_service_adaptive_batch_size",
-    "histogram",
-    _labels("method_name", "runner_name", "service_name", "service_version", "worker_index"),
-    "service",
-)
 
 # --- GKE managed kube-state-metrics (cluster monitoring components HPA and DEPLOYMENT) -----------
 HPA_CURRENT_REPLICAS = PromMetric(

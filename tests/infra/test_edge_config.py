@@ -126,6 +126,34 @@ def test_draining_must_end_before_pods_are_killed() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("workload", "edge", "problem"),
+    [
+        (
+            {"terminationGraceSeconds": 70},
+            {"backendTimeoutSec": 60},
+            "workload.terminationGraceSeconds 70 is below workload.preStopSeconds 10 + "
+            "edge.backendTimeoutSec 60 + 5 s to exit",
+        ),
+        (
+            {"preStopSeconds": 30, "terminationGraceSeconds": 90},
+            {"backendTimeoutSec": 60},
+            "workload.terminationGraceSeconds 90 is below workload.preStopSeconds 30",
+        ),
+        ({}, {"backendTimeoutSec": 2}, "edge.backendTimeoutSec 2 leaves the service no time"),
+    ],
+    ids=["edge-timeout", "pre-stop", "no-time-for-the-service"],
+)
+def test_shutdown_must_fit_in_the_grace_period(
+    workload: dict[str, int], edge: dict[str, int], problem: str
+) -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:workload"].update(workload)
+        config["moderation:edge"].update(edge)
+
+    assert problem in _error("dev", change)
+
+
 def test_a_shadow_must_be_another_bento_than_stable() -> None:
     def set_shadow(config: dict[str, Any]) -> None:
         config["moderation:release"]["shadow"] = {

@@ -94,6 +94,27 @@ def test_rollout_never_drops_below_capacity_and_drains_gracefully(plan: Plan) ->
         assert 0 < sleep < pod["terminationGracePeriodSeconds"]
 
 
+def test_a_request_accepted_before_sigterm_ends_within_the_grace_period(plan: Plan) -> None:
+    """preStop, then the longest request the edge allows, then exiting: all before SIGKILL.
+
+    The service's own timeout is set from the edge's, a little shorter, so that its 503 reaches
+    the client first; the queue bounds come from the stack.
+    """
+    config = stack_config(plan.stack)
+    edge_timeout = config["moderation:edge"]["backendTimeoutSec"]
+    queue = config["moderation:workload"].get("queue", {})
+    for deployment in _model_deployments(plan):
+        pod = _pod(deployment)
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        service_timeout = int(env["MODERATION_REQUEST_TIMEOUT_S"])
+        assert 0 < service_timeout < edge_timeout
+        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop + edge_timeout + 5 <= pod["terminationGracePeriodSeconds"]
+        assert env["MODERATION_MAX_QUEUED_REQUESTS"] == str(queue.get("maxRequests", 256))
+        assert env["MODERATION_MAX_QUEUED_TEXTS"] == str(queue.get("maxTexts", 4096))
+
+
 def test_pods_spread_over_zones_on_the_tainted_model_pool(plan: Plan) -> None:
     for deployment in _model_deployments(plan):
         pod = _pod(deployment)

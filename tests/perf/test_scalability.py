@@ -37,7 +37,7 @@ def test_concurrent_requests_all_succeed_and_are_batched(server: RunningServer, 
     assert result.statuses == {"200": result.requests}
     assert result.malformed == 0
     assert result.batch_sizes is not None, f"no {BATCH_SIZE_METRIC} on /metrics"
-    # Every request reached the scorer exactly once, and concurrent ones shared model calls.
+    # Every text was scored exactly once, and concurrent requests shared model calls.
     assert result.batch_sizes.requests == result.requests
     assert result.batch_sizes.mean > 1, result.batch_sizes
 

@@ -256,12 +256,9 @@ def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServe
     for category in CATEGORIES:
         flagged = sum(result["categories"][category] for result in results)
         assert delta("moderation_flagged_total", category=category, **model) == flagged
-    for name in (
-        "bentoml_service_request_duration_seconds_count",
-        "bentoml_service_request_in_progress",
-        "bentoml_service_adaptive_batch_size_count",
-    ):
-        assert name in after, name
+    assert delta("moderation_batch_size_count", **model) >= 1  # model calls of the batcher
+    # BentoML's own HTTP metrics are off (raw-path labels); nothing else exports them now.
+    assert not any(name.startswith("bentoml_service_") for name in after)
 
 
 def test_in_flight_gauge_counts_only_moderation_requests_being_answered(
@@ -298,17 +295,15 @@ def test_in_flight_gauge_counts_only_moderation_requests_being_answered(
 
 
 def batch_histogram(server: RunningServer) -> tuple[float, float]:
-    """(batches dispatched, batches of more than one request) for the scorer's `score` API."""
+    """(model calls, model calls of more than one text) for tiny-koala."""
     samples = metric_samples(server)
     batches = sum(
-        s.value
-        for s in samples["bentoml_service_adaptive_batch_size_count"]
-        if s.labels["method_name"] == "score"
+        s.value for s in samples["moderation_batch_size_count"] if s.labels["model"] == "tiny-koala"
     )
     single = sum(
         s.value
-        for s in samples["bentoml_service_adaptive_batch_size_bucket"]
-        if s.labels["method_name"] == "score" and s.labels["le"] == "1.0"
+        for s in samples["moderation_batch_size_bucket"]
+        if s.labels["model"] == "tiny-koala" and s.labels["le"] == "1.0"
     )
     return batches, batches - single
 

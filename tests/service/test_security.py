@@ -57,7 +57,7 @@ def limited(
     base_url = f"http://127.0.0.1:{port}"
     try:
         statuses = wait_until_ready(process, base_url, log_path)
-        yield RunningServer(base_url, API_KEYS[0], log_path, statuses)
+        yield RunningServer(base_url, API_KEYS[0], log_path, statuses, process.pid)
     finally:
         stop_server(process)
 

@@ -7,11 +7,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import bentoml
 import httpx
 import pytest
 import yaml
 
 from service.auth import hash_key
+from service.backends import SKLEARN_PIPELINE_FILE
 from tests.fixtures.catalog import StoredModels, catalog_document
 from tests.fixtures.servers import (
     REPO_ROOT,
@@ -87,11 +89,27 @@ def test_readiness_is_503_while_the_models_load_then_200(server: RunningServer) 
     assert set(loading) == {503}
 
 
-def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_path: Path) -> None:
+def corrupt_stored_model() -> str:
+    """A scikit-learn model in the store whose pipeline file is garbage."""
+    labels = {"id2label": {"0": "clean", "1": "profane"}}
+    with bentoml.models.create("corrupt-sklearn", metadata=labels) as model:
+        Path(model.path_of(SKLEARN_PIPELINE_FILE)).write_bytes(b"not a joblib file")
+    return str(model.tag)
+
+
+def test_models_that_cannot_load_keep_it_unready_with_one_line_each(
+    stored_models: StoredModels, tmp_path: Path
+) -> None:
     document = catalog_document(stored_models)
     # in the store, but the catalog maps a label it does not have: it can never load
     broken = {**document["models"][-1], "name": "broken", "labels": {"TOXIC": "harassment"}}
-    document["models"] = [*document["models"], broken]
+    corrupt = {
+        "name": "corrupt",
+        "backend": "sklearn",
+        "tag": corrupt_stored_model(),
+        "labels": {"clean": None, "profane": "harassment"},
+    }
+    document["models"] = [*document["models"], broken, corrupt]
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(yaml.safe_dump(document))
     key = "lifecycle-key"
@@ -100,12 +118,17 @@ def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_
         server_env(catalog, MODERATION_API_KEY_HASHES=hash_key(key)), log_path
     )
     base_url = f"http://127.0.0.1:{port}"
+
+    def failures() -> list[str]:
+        return [line for line in log_path.read_text().splitlines() if "failed to load" in line]
+
     try:
         deadline = time.monotonic() + 120
-        while not is_live(base_url):
+        while len(failures()) < 2:  # the log says which and why, once each
             assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+            time.sleep(0.5)
         for _ in range(3):  # live, but never ready
+            assert httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
             assert httpx.get(f"{base_url}/readyz", timeout=5).status_code == 503
             time.sleep(1)
         response = httpx.post(
@@ -115,20 +138,17 @@ def test_not_ready_until_every_model_is_loaded(stored_models: StoredModels, tmp_
             timeout=30,
         )
         assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) > 0
         assert response.json()["error"]["type"] == "server_error"
-        while "TOXIC" not in log_path.read_text():  # the log says why
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.5)
-        assert httpx.get(f"{base_url}/readyz", timeout=5).status_code == 503
+        assert "could not be loaded" in response.json()["error"]["message"]
     finally:
         stop_server(process)
-
-
-def is_live(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
+    broken_line, corrupt_line = failures()
+    assert "model 'broken'" in broken_line and "TOXIC" in broken_line
+    assert f"model 'corrupt' ({corrupt['tag']}) failed to load: " in corrupt_line
+    output = log_path.read_text()
+    assert "Traceback" not in output
+    assert output.count("Service moderation initialized") == 1  # no restart loop
 
 
 def _make(target: str, env: dict[str, str], log_path: Path, *args: str) -> subprocess.Popen[bytes]:
