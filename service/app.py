@@ -60,11 +60,7 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult:
     """Apply the catalog thresholds: a category is flagged at or over its threshold."""
-    flags = {
-        category: category in spec.covered_categories
-        and scores[category] >= spec.threshold(category)
-        for category in CATEGORIES
-    }
+    flags = spec.flags(scores)
     return ModerationResult(
         flagged=any(flags.values()),
         categories=flags,
