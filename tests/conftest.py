@@ -32,9 +32,7 @@ from tests.fixtures.servers import (  # noqa: E402
     API_KEYS,
     RunningServer,
     server_env,
-    start_server,
-    stop_server,
-    wait_until_ready,
+    serving,
 )
 from tests.fixtures.tiny_models import build_tiny_deberta  # noqa: E402
 
@@ -76,10 +74,5 @@ def server(catalog_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = server_env(
         catalog_file, MODERATION_API_KEY_HASHES=",".join(hash_key(key) for key in API_KEYS)
     )
-    process, port = start_server(env, log_path)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        statuses = wait_until_ready(process, base_url, log_path)
-        yield RunningServer(base_url, API_KEYS[0], log_path, statuses, process.pid)
-    finally:
-        stop_server(process)
+    with serving(env, log_path) as running:
+        yield running

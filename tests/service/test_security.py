@@ -26,9 +26,7 @@ from tests.fixtures.servers import (
     API_KEYS,
     RunningServer,
     server_env,
-    start_server,
-    stop_server,
-    wait_until_ready,
+    serving,
 )
 
 pytestmark = pytest.mark.slow
@@ -53,13 +51,8 @@ def limited(
         MODERATION_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         MODERATION_MAX_BODY_BYTES=str(LARGE_BODY_BYTES),
     )
-    process, port = start_server(env, log_path)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        statuses = wait_until_ready(process, base_url, log_path)
-        yield RunningServer(base_url, API_KEYS[0], log_path, statuses, process.pid)
-    finally:
-        stop_server(process)
+    with serving(env, log_path) as running:
+        yield running
 
 
 def assert_openai_error(response: httpx.Response, status: int) -> None:
