@@ -1,6 +1,8 @@
 """`make compare` (bench/compare.py): the offline default against a tiny DeBERTa built in the
 session, each report number checked against scores computed here without the kit's code
-(alt-profanity-check's own `predict_prob`, the transformers model's softmax)."""
+(alt-profanity-check's own `predict_prob`, the transformers model's softmax) on the texts as the
+service scores them: normalised by service/normalize.py (both catalog models normalise; tested on
+its own in tests/service/test_normalize.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from profanity_check import predict_prob
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench.compare import DEFAULT_TEXTS, main, read_records
+from service.normalize import normalize
 from tests.fixtures.catalog import StoredModels
 from tests.fixtures.servers import REPO_ROOT
 
@@ -66,8 +69,10 @@ def _compare(tmp_path: Path, catalog: Path, *extra: str) -> tuple[int, dict[str,
 
 @pytest.fixture(scope="module")
 def expected(stored_models: StoredModels) -> dict[str, Any]:
-    baseline = predict_prob(TEXTS)
-    candidate = _toxic_scores(stored_models.toxic, TEXTS)
+    scored = [normalize(text) for text in TEXTS]
+    assert scored != TEXTS  # "numbers 0 1 2 3 4 5": spaced characters are joined
+    baseline = predict_prob(scored)
+    candidate = _toxic_scores(stored_models.toxic, scored)
     base_flags, cand_flags = baseline >= THRESHOLD, candidate >= THRESHOLD
     difference = candidate - baseline
     return {
