@@ -28,6 +28,10 @@ Result = TypeVar("Result")
 ScoreFn = Callable[[str, list[str]], list[Result]]
 # (model, texts in the call, seconds) after every model call; runs on the inference thread.
 BatchObserver = Callable[[str, int, float], None]
+# A model call's padded characters (count x longest) stay within this multiple of its real ones;
+# texts shorter than PADDING_FLOOR_CHARS count as that long (special tokens, short words).
+MAX_PADDING_RATIO = 1.25
+PADDING_FLOOR_CHARS = 32
 
 
 class Overloaded(Exception):
@@ -198,14 +202,23 @@ class Batcher(Generic[Result]):
 
 
 def _padded_chunks(sorted_lengths: list[int], limits: BatchLimits) -> list[range]:
-    """Consecutive index ranges whose padded size (count x longest) stays within max_chars."""
+    """Consecutive index ranges whose padded size (count x longest) stays within max_chars and
+    within MAX_PADDING_RATIO of the characters really there.
+
+    On CPU a padded position costs as much as a real one (more: DeBERTa's attention grows with
+    the padded length), while one more model call costs little, so a short text is never padded
+    far beyond its length (docs/performance.md).
+    """
     chunks: list[range] = []
-    start = 0
+    start, real = 0, 0
     for index, length in enumerate(sorted_lengths):
         # lengths ascend, so `length` is the longest of start..index
-        if index > start and (index - start + 1) * max(length, 1) > limits.max_chars:
+        counted = max(length, PADDING_FLOOR_CHARS)
+        padded = (index - start + 1) * counted
+        real += counted
+        if index > start and (padded > limits.max_chars or padded > MAX_PADDING_RATIO * real):
             chunks.append(range(start, index))
-            start = index
+            start, real = index, counted
     if sorted_lengths:
         chunks.append(range(start, len(sorted_lengths)))
     return chunks

@@ -94,10 +94,28 @@ def test_model_calls_group_texts_by_length_within_the_padded_character_budget() 
     async def scenario() -> None:
         recorder = Recorder()
         batcher = Batcher(recorder, BatchLimits(8, 300, 16, 64))
-        texts = ["l" * 100, "s", "m" * 50, "ss", "L" * 99]  # 252 characters: one batch
+        texts = ["x" * 100] * 5  # one batch of 500 characters
         assert await batcher.submit("a", texts) == [("a", text) for text in texts]
-        # sorted by length; a call holds at most 300 padded characters (count x longest)
-        assert recorder.calls == [("a", ["s", "ss", "m" * 50]), ("a", ["L" * 99, "l" * 100])]
+        # a call holds at most 300 padded characters (count x longest)
+        assert [len(call) for _, call in recorder.calls] == [3, 2]
+        await batcher.stop()
+
+    run(scenario)
+
+
+def test_model_calls_sort_by_length_and_bound_the_padding() -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        batcher = Batcher(recorder, BatchLimits(8, 10_000, 16, 64))
+        texts = ["l" * 100, "s", "m" * 50, "ss", "L" * 99]  # one batch
+        assert await batcher.submit("a", texts) == [("a", text) for text in texts]
+        # Sorted by length; a call's padded size stays within 1.25x its real characters, texts
+        # under 32 characters counting as 32: "m" * 50 would pad "s" and "ss" to 150 for 114.
+        assert recorder.calls == [
+            ("a", ["s", "ss"]),
+            ("a", ["m" * 50]),
+            ("a", ["L" * 99, "l" * 100]),
+        ]
         await batcher.stop()
 
     run(scenario)
