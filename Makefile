@@ -103,7 +103,7 @@ compare: venv
 image-test: venv
 	$(PY) -m pytest tests/bento/check_image.py -v
 
-## bench: not in `make test` (~10 min on 2 cores): limit (in-process), service (HTTP) and the MVP
+## bench: not in `make test` (~5 min on 2 cores): limit (in-process), service (HTTP) and the MVP
 ## baseline on a DeBERTa-v3-base-shaped model (built once into the store) and the same texts;
 ## writes build/bench/results.json, throughput.png, p99.png and bench/results/<date>.md (bench/run.py).
 ## QUICK=1: the same harness on a tiny model in about a minute. PRECISION=fp32|bf16|int8.
