@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel
 
 from bench.load import LevelResult, run_level
-from bench.run import BENTOML_CLI, REPO_ROOT, free_loopback_port, machine, served
+from bench.run import BENTOML_CLI, REPO_ROOT, free_loopback_port, machine_facts, served
 from service.auth import hash_key
 
 OUT = REPO_ROOT / "build" / "bench" / "designs.json"
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
-    facts = machine()
+    facts = machine_facts()
     api_key = secrets.token_urlsafe(32)
     headers = {"Authorization": f"Bearer {api_key}"}
     results: list[DesignResult] = []
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 results += measure(urls, model, levels, args.duration, headers)
     report = {
         "command": " ".join(["python -m bench.designs", *(sys.argv[1:] if argv is None else argv)]),
-        "machine": facts.model_dump(),
+        "machine": facts,
         "load_average_at_end": os.getloadavg(),
         "results": [result.model_dump() for result in results],
     }
