@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.backends import CategoryScorer
-from service.catalog import load_catalog
+from service.catalog import load_catalog, name_key
 from service.categories import Category
 from service.schemas import ModelCard
 from service.store import LocalModel
@@ -28,7 +28,8 @@ class ModelLoadError(Exception):
 
 
 def model_attribute(name: str) -> str:
-    return "model_" + name.replace("-", "_").replace(".", "_")
+    """The class attribute a model is kept under (catalog names are unique under name_key)."""
+    return "model_" + name_key(name)
 
 
 def attach_models(service_class: type) -> None:

@@ -20,6 +20,21 @@ from infra.config import secret_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "prod")
+# API groups the Kubernetes API server itself serves (no CRD needed): "" / "core" is the core
+# group, as an object's apiVersion and as a Pulumi type token spell it.
+KUBERNETES_API_GROUPS = frozenset(
+    {
+        "",
+        "core",
+        "apps",
+        "autoscaling",
+        "batch",
+        "policy",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "apiregistration.k8s.io",
+    }
+)
 
 
 class Plan(dict):

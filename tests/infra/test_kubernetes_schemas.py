@@ -17,19 +17,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.infra.conftest import Plan, stack_config
+from tests.infra.conftest import KUBERNETES_API_GROUPS, Plan, stack_config
 
 CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
-CORE_GROUPS = {
-    "",
-    "apps",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "apiregistration.k8s.io",
-    "batch",
-}
 
 
 def _group_version(obj: dict[str, Any]) -> tuple[str, str]:
@@ -50,7 +40,7 @@ def _crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
 
 def _validate(obj: dict[str, Any], kubernetes_version: str) -> None:
     group, version = _group_version(obj)
-    if group in CORE_GROUPS:
+    if group in KUBERNETES_API_GROUPS:
         kubernetes_validate.validate(obj, kubernetes_version, strict=True)
     else:
         jsonschema.validate(obj, _crd_schema(group, obj["kind"], version))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Plan
+from tests.infra.conftest import KUBERNETES_API_GROUPS, Plan
 
 CLUSTER = "gcp:container/cluster:Cluster::moderation"
 
@@ -36,15 +36,6 @@ CRD_FEATURES = {
     "secrets-store.csi.x-k8s.io": lambda cluster: (
         cluster.get("secretManagerConfig", {}).get("enabled") is True
     ),
-}
-BUILT_IN_GROUPS = {
-    "core",
-    "apps",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "apiregistration.k8s.io",
 }
 
 
@@ -97,7 +88,8 @@ def test_custom_resources_wait_for_the_cluster_feature_that_installs_their_crds(
     custom = [
         r
         for r in plan["resources"]
-        if r["type"].startswith("kubernetes:") and _api_group(r["type"]) not in BUILT_IN_GROUPS
+        if r["type"].startswith("kubernetes:")
+        and _api_group(r["type"]) not in KUBERNETES_API_GROUPS
     ]
     assert {_api_group(r["type"]) for r in custom} <= set(CRD_FEATURES), "unknown CRD group"
     for resource in custom:
