@@ -31,13 +31,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
 import numpy as np
 
 from service.catalog import Catalog, ModelSpec, load_catalog
 from service.categories import CATEGORIES
+
+if TYPE_CHECKING:
+    from service.backends import CategoryScorer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = REPO_ROOT / "bench" / "compare_texts.jsonl"
@@ -150,12 +153,18 @@ def score_all(loaded: Loaded, texts: Sequence[str]) -> tuple[np.ndarray, float]:
     scorer = CategoryScorer(loaded.spec, loaded.model)
     scorer.score(list(texts[:BATCH_SIZE]))
     started = time.perf_counter()
-    rows = []
-    for start in range(0, len(texts), BATCH_SIZE):
-        for scores in scorer.score(list(texts[start : start + BATCH_SIZE])):
-            rows.append([scores[category] for category in CATEGORIES])
-    elapsed = time.perf_counter() - started
-    return np.array(rows, dtype=float), len(texts) / elapsed
+    rows = category_matrix(scorer, texts, BATCH_SIZE)
+    return rows, len(texts) / (time.perf_counter() - started)
+
+
+def category_matrix(scorer: CategoryScorer, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Every category's score per text (texts x CATEGORIES), scored `batch_size` at a time."""
+    rows = [
+        [scores[category] for category in CATEGORIES]
+        for start in range(0, len(texts), batch_size)
+        for scores in scorer.score(list(texts[start : start + batch_size]))
+    ]
+    return np.array(rows, dtype=float)
 
 
 def decisions(spec: ModelSpec, scores: np.ndarray) -> np.ndarray:

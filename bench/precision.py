@@ -21,6 +21,7 @@ import bentoml
 import numpy as np
 from pydantic import BaseModel
 
+from bench.compare import category_matrix
 from bench.texts import moderation_texts
 from service.catalog import Backend, ModelSpec, Precision, load_catalog
 from service.categories import CATEGORIES
@@ -54,12 +55,8 @@ def _scores(spec: ModelSpec, texts: list[str]) -> tuple[np.ndarray, float]:
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:1])  # warm-up: first calls allocate
     started = time.process_time()
-    rows = [
-        [scores[category] for category in CATEGORIES]
-        for start in range(0, len(texts), BATCH)
-        for scores in scorer.score(texts[start : start + BATCH])
-    ]
-    return np.array(rows), (time.process_time() - started) / len(texts)
+    rows = category_matrix(scorer, texts, BATCH)
+    return rows, (time.process_time() - started) / len(texts)
 
 
 def validate(reference: ModelSpec, candidate: ModelSpec, texts: list[str]) -> Validation:
