@@ -6,7 +6,6 @@ them, so every error, including ones raised before a route runs, has the OpenAI 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import time
@@ -28,6 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from service.api_docs import API_INFO
 from service.auth import ApiKeys, bearer_token
+from service.deadline import Deadline
 from service.metrics import REQUEST_DURATION, REQUESTS, exposition
 from service.middleware import HttpMiddleware
 from service.rate_limit import KeyRateLimiter, retry_after
@@ -316,10 +316,10 @@ class RequestDeadline(HttpMiddleware):
 
         timeout_s = scope["app"].state.request_timeout_s
         try:
-            async with asyncio.timeout(timeout_s) as deadline:
+            async with Deadline(timeout_s) as deadline:
                 await self.app(scope, receive, tracking_send)
         except TimeoutError:
-            if not deadline.expired() or started:
+            if not deadline.expired or started:
                 raise
             state(scope)["error"] = f"TimeoutError: no answer within {timeout_s} s"
             response = error_response(504, "The server did not answer in time; retry.")
@@ -412,7 +412,8 @@ class BodySizeLimit(HttpMiddleware):
             if body_done:  # later reads wait for the disconnect: no deadline
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                async with Deadline(deadline - time.monotonic()):
+                    message = await receive()
             except TimeoutError:
                 raise ApiError(
                     408, f"The request body did not arrive within {timeout_s:g} s.", code="timeout"

@@ -25,9 +25,10 @@ SOAK_SECONDS = float(os.environ.get("MODERATION_SOAK_SECONDS", "60"))
 CLIENTS = {"profanity-check": 12, "tiny-koala": 4}
 # Not counted: the first requests fill caches and the allocator's pools (RSS rises ~100 MiB).
 WARM_UP_SECONDS = 10
-# After the warm-up, RSS may grow by this much at most, whatever the duration. It levels off
-# ~100 MiB higher (allocator pools, docs/operations.md); with the ~6,000 requests of the short
-# mode, a leak of 15 KB per request on top of that fails it.
+# After the warm-up, RSS may grow by this much at most, whatever the duration. The short mode
+# makes 6,000 to 20,000 requests (a shared 2-core machine, a CI machine), so a leak of 10 to 30 KB
+# a request fails it. It once failed for state that each request left on the event loop for the
+# whole request timeout (209 MiB in CI; service/deadline.py, docs/operations.md).
 RSS_GROWTH_LIMIT = 192 * 1024 * 1024
 
 
