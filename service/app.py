@@ -8,8 +8,15 @@ local socket, which was slower when idle and failed now and then (docs/performan
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
+
+# BentoML records an OpenTelemetry span for every request even when it samples none, and its
+# traffic-timeout timer (never cancelled) keeps each request's context, span included, alive for
+# the whole timeout: memory grew with request rate x timeout (the soak test's RSS). Nothing here
+# exports traces, so spans are off unless an operator sets OTEL_SDK_DISABLED=false.
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 import bentoml
 from fastapi import Request
