@@ -404,7 +404,7 @@ class BodySizeLimit(HttpMiddleware):
             return
         received = 0
         body_done = False
-        deadline = time.monotonic() + timeout_s
+        body_due = time.monotonic() + timeout_s
 
         async def counting_receive() -> Message:
             """Raised inside the handler's body read, so the ApiError handler answers."""
@@ -412,7 +412,7 @@ class BodySizeLimit(HttpMiddleware):
             if body_done:  # later reads wait for the disconnect: no deadline
                 return await receive()
             try:
-                async with Deadline(deadline - time.monotonic()):
+                async with Deadline(body_due - time.monotonic()):
                     message = await receive()
             except TimeoutError:
                 raise ApiError(

@@ -12,12 +12,6 @@ import os
 import uuid
 from typing import Any
 
-# BentoML records an OpenTelemetry span for every request even when it samples none, and its
-# traffic-timeout timer (never cancelled) keeps each request's context, span included, alive for
-# the whole timeout: memory grew with request rate x timeout (the soak test's RSS). Nothing here
-# exports traces, so spans are off unless an operator sets OTEL_SDK_DISABLED=false.
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
-
 import bentoml
 from fastapi import Request
 
@@ -50,6 +44,13 @@ from service.schemas import (
 from service.settings import Settings
 from service.shutdown import drain_on_sigterm
 from service.version import API_VERSION, APP_VERSION
+
+# BentoML records an OpenTelemetry span for every request even when it samples none, and its
+# traffic-timeout timer (never cancelled) keeps each request's context, span included, alive for
+# the whole timeout: memory grew with request rate x timeout (the soak test's RSS). Nothing here
+# exports traces, so spans are off unless an operator sets OTEL_SDK_DISABLED=false. The SDK reads
+# it when BentoML builds its tracer provider, as the worker starts the app, not at import.
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 api = create_app()
 SETTINGS = Settings.from_env()
