@@ -1,16 +1,21 @@
 """In-process adaptive batching: requests queue their texts, one inference thread scores them.
 
 There is no batching window. When the inference thread is idle, a request is scored at once; while
-it is busy, requests queue up, and its next batch takes what is queued for one model (the model of
-the oldest request), up to `max_texts` texts and `max_chars` characters, oldest first. A request
-larger than one batch is spread over several. Within a batch, texts are sorted by length and
-scored in model calls of at most `max_chars` padded characters (count x longest), so that short
-texts are not padded to the length of a long one. Characters stand in for tokens: backends
-tokenize later, and a text's token count grows with its length.
+it is busy, requests queue up, each under its client (the API key). The next batch serves the
+clients in turn: the model is that of the oldest request of the client whose turn it is, and the
+batch takes one text from each client with texts queued for that model, round after round, up to
+`max_texts` texts and `max_chars` characters. So one client's heavy requests delay another
+client's small request by at most the model call in progress: the small text is in the next
+batch, and a request's results are handed over after each model call, not after the whole batch.
+A request larger than one batch is spread over several. Within a batch, texts are sorted by
+length and scored in model calls of at most `max_chars` padded characters (count x longest), so
+that short texts are not padded to the length of a long one. Characters stand in for tokens:
+backends tokenize later, and a text's token count grows with its length.
 
 The queue is bounded by requests and by texts (`max_queued_requests`, `max_queued_texts`, counting
 everything accepted and not yet answered): beyond that `submit` raises `Overloaded` at once, so an
-overloaded pod sheds load instead of letting clients time out.
+overloaded pod sheds load instead of letting clients time out. A named client may hold at most
+half of either bound, so that no single key can fill the queue for the others.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class BatchLimits:
 
 @dataclass(eq=False)
 class _Request(Generic[Result]):
+    client: str | None
     model: str
     texts: Sequence[str]
     future: asyncio.Future[list[Result]]
@@ -77,7 +83,8 @@ class Batcher(Generic[Result]):
     ) -> None:
         self._score, self.limits, self._observe = score, limits, observe
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self._queue: deque[_Request[Result]] = deque()
+        # Requests with texts not yet in a batch, per client, in the order the clients take turns.
+        self._queues: dict[str | None, deque[_Request[Result]]] = {}
         self._pending: set[_Request[Result]] = set()  # accepted, not yet answered
         self._pending_texts = 0
         self._wake: asyncio.Event | None = None
@@ -92,25 +99,21 @@ class Batcher(Generic[Result]):
         """Run `function` on the inference thread, before any batch that is not yet taken."""
         return self._executor.submit(function)
 
-    async def submit(self, model: str, texts: Sequence[str]) -> list[Result]:
+    async def submit(
+        self, model: str, texts: Sequence[str], client: str | None = None
+    ) -> list[Result]:
         """Scores for `texts`, in order; raises Overloaded when the queue is full.
 
+        `client` (an API key id) takes its turn with the others; None is the anonymous client,
+        which has no share of its own (auth disabled: nobody else to be fair to).
         Cancelling the caller (a timeout, a client gone) drops texts not yet handed to a batch.
         """
-        queued, queued_texts = self.pending
-        limits = self.limits
-        if queued >= limits.max_queued_requests:
-            raise Overloaded(f"{queued} requests queued (limit {limits.max_queued_requests})")
-        if queued_texts + len(texts) > limits.max_queued_texts:
-            raise Overloaded(
-                f"{queued_texts} texts queued, {len(texts)} more would pass the limit of "
-                f"{limits.max_queued_texts}"
-            )
+        self._admit(client, len(texts))
         self._ensure_running()
         request: _Request[Result] = _Request(
-            model, texts, asyncio.get_running_loop().create_future()
+            client, model, texts, asyncio.get_running_loop().create_future()
         )
-        self._queue.append(request)
+        self._queues.setdefault(client, deque()).append(request)
         self._pending.add(request)
         self._pending_texts += len(texts)
         assert self._wake is not None
@@ -119,6 +122,26 @@ class Batcher(Generic[Result]):
             return await request.future
         finally:
             self._forget(request)
+
+    def _admit(self, client: str | None, texts: int) -> None:
+        """Raise Overloaded when the queue, or this client's half of it, has no room."""
+        limits = self.limits
+        queued, queued_texts = self.pending
+        if queued >= limits.max_queued_requests:
+            raise Overloaded(f"{queued} requests queued (limit {limits.max_queued_requests})")
+        if queued_texts + texts > limits.max_queued_texts:
+            raise Overloaded(
+                f"{queued_texts} texts queued, {texts} more would pass the limit of "
+                f"{limits.max_queued_texts}"
+            )
+        if client is None:
+            return
+        own = [request for request in self._pending if request.client == client]
+        own_texts = sum(len(request.texts) for request in own)
+        if len(own) >= limits.max_queued_requests // 2 or (
+            own and own_texts + texts > limits.max_queued_texts // 2
+        ):
+            raise Overloaded(f"this client holds {len(own)} requests, {own_texts} texts")
 
     async def stop(self) -> None:
         """Stop taking batches (after the one in progress) and release the thread."""
@@ -137,8 +160,11 @@ class Batcher(Generic[Result]):
         if request in self._pending:
             self._pending.discard(request)
             self._pending_texts -= len(request.texts)
-        if request in self._queue:
-            self._queue.remove(request)
+        queue = self._queues.get(request.client)
+        if queue is not None and request in queue:
+            queue.remove(request)
+            if not queue:
+                del self._queues[request.client]
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -150,75 +176,83 @@ class Batcher(Generic[Result]):
                 self._wake.clear()
                 continue
             model = items[0].request.model
-            try:
-                scores = await loop.run_in_executor(self._executor, self._score_batch, model, items)
-            except Exception as error:  # handed to every request of the batch
-                for request in {item.request for item in items}:
-                    if not request.future.done():
-                        request.future.set_exception(error)
-                continue
-            for item, score in zip(items, scores, strict=True):
-                request = item.request
-                request.results[item.index] = score
-                request.scored += 1
-                if request.scored == len(request.texts) and not request.future.done():
-                    request.future.set_result(request.results)
+            for call in _padded_chunks(items, self.limits):
+                try:
+                    scores = await loop.run_in_executor(
+                        self._executor, self._score_call, model, [item.text for item in call]
+                    )
+                except Exception as error:  # handed to every request of the call
+                    for request in {item.request for item in call}:
+                        if not request.future.done():
+                            request.future.set_exception(error)
+                    continue
+                for item, score in zip(call, scores, strict=True):
+                    request = item.request
+                    request.results[item.index] = score
+                    request.scored += 1
+                    if request.scored == len(request.texts) and not request.future.done():
+                        request.future.set_result(request.results)
 
     def _next_batch(self) -> list[_Item]:
-        """Texts of the oldest request's model, oldest first, within the batch limits."""
-        if not self._queue:
+        """One text from each client in turn, for the model of the client whose turn it is,
+        within the batch limits; that client's turn then passes to the next."""
+        if not self._queues:
             return []
-        model = self._queue[0].model
+        first = next(iter(self._queues))
+        model = self._queues[first][0].model
         items: list[_Item] = []
         chars = 0
-        for request in list(self._queue):
-            if request.model != model:
-                continue
-            while request.taken < len(request.texts):
-                length = len(request.texts[request.taken])
-                if items and (
-                    len(items) == self.limits.max_texts or chars + length > self.limits.max_chars
-                ):
-                    return items
+        taking = list(self._queues.values())
+        while taking and len(items) < self.limits.max_texts:
+            for queue in list(taking):
+                request = next((request for request in queue if request.model == model), None)
+                length = len(request.texts[request.taken]) if request is not None else 0
+                if request is None or (items and chars + length > self.limits.max_chars):
+                    taking.remove(queue)
+                    continue
                 items.append(_Item(request, request.taken))  # type: ignore[arg-type]
                 request.taken += 1
                 chars += length
-            self._queue.remove(request)
+                if request.taken == len(request.texts):
+                    queue.remove(request)
+                if len(items) == self.limits.max_texts:
+                    break
+        for client, queue in list(self._queues.items()):
+            if not queue or client == first:  # emptied, or its turn is over
+                del self._queues[client]
+                if queue:
+                    self._queues[client] = queue
         return items
 
-    def _score_batch(self, model: str, items: list[_Item]) -> list[Result]:
-        """On the inference thread: score the batch in length-sorted model calls."""
-        order = sorted(range(len(items)), key=lambda position: len(items[position].text))
-        results: list[Result | None] = [None] * len(items)
-        for call in _padded_chunks([len(items[position].text) for position in order], self.limits):
-            positions = [order[index] for index in call]
-            started = time.perf_counter()
-            scores = self._score(model, [items[position].text for position in positions])
-            if self._observe is not None:
-                self._observe(model, len(positions), time.perf_counter() - started)
-            for position, score in zip(positions, scores, strict=True):
-                results[position] = score
-        return results  # type: ignore[return-value]
+    def _score_call(self, model: str, texts: list[str]) -> list[Result]:
+        """On the inference thread: one model call, observed."""
+        started = time.perf_counter()
+        scores = self._score(model, texts)
+        if self._observe is not None:
+            self._observe(model, len(texts), time.perf_counter() - started)
+        return scores
 
 
-def _padded_chunks(sorted_lengths: list[int], limits: BatchLimits) -> list[range]:
-    """Consecutive index ranges whose padded size (count x longest) stays within max_chars and
-    within MAX_PADDING_RATIO of the characters really there.
+def _padded_chunks(items: list[_Item], limits: BatchLimits) -> list[list[_Item]]:
+    """The batch sorted by length, cut into model calls whose padded size (count x longest) stays
+    within max_chars and within MAX_PADDING_RATIO of the characters really there.
 
     On CPU a padded position costs as much as a real one (more: DeBERTa's attention grows with
     the padded length), while one more model call costs little, so a short text is never padded
     far beyond its length (docs/performance.md).
     """
-    chunks: list[range] = []
-    start, real = 0, 0
-    for index, length in enumerate(sorted_lengths):
-        # lengths ascend, so `length` is the longest of start..index
-        counted = max(length, PADDING_FLOOR_CHARS)
-        padded = (index - start + 1) * counted
+    chunks: list[list[_Item]] = []
+    chunk: list[_Item] = []
+    real = 0
+    for item in sorted(items, key=lambda item: len(item.text)):
+        # sorted by length, so `item` is the longest of its chunk
+        counted = max(len(item.text), PADDING_FLOOR_CHARS)
+        padded = (len(chunk) + 1) * counted
+        if chunk and (padded > limits.max_chars or padded > MAX_PADDING_RATIO * (real + counted)):
+            chunks.append(chunk)
+            chunk, real = [], 0
+        chunk.append(item)
         real += counted
-        if index > start and (padded > limits.max_chars or padded > MAX_PADDING_RATIO * real):
-            chunks.append(range(start, index))
-            start, real = index, counted
-    if sorted_lengths:
-        chunks.append(range(start, len(sorted_lengths)))
+    if chunk:
+        chunks.append(chunk)
     return chunks
