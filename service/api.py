@@ -10,7 +10,8 @@ import functools
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request, Security
@@ -36,6 +37,7 @@ from service.request_log import bounded, log_request
 from service.schemas import ErrorBody, ErrorDetail, ModerationRequest
 from service.version import APP_VERSION
 
+T = TypeVar("T")
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 PROTECTED_PREFIX = "/v1/"
@@ -539,9 +541,17 @@ def _is_unicode(text: str) -> bool:
 
 
 @functools.cache
-def _large_body_parser() -> anyio.CapacityLimiter:
+def _large_work_limiter() -> anyio.CapacityLimiter:
     """Made on first use, inside the worker's event loop."""
     return anyio.CapacityLimiter(1)
+
+
+async def off_loop_when_large(work: Callable[[], T], size: int) -> T:
+    """`work()` on the event loop when `size` (bytes or characters) is at most INLINE_PARSE_BYTES,
+    else in a worker thread, one such at a time, so that it cannot hold up other requests long."""
+    if size <= INLINE_PARSE_BYTES:
+        return work()
+    return await anyio.to_thread.run_sync(work, limiter=_large_work_limiter())
 
 
 async def read_moderation_request(
@@ -552,6 +562,4 @@ async def read_moderation_request(
     parse = functools.partial(
         parse_moderation_request, raw, max_inputs=max_inputs, max_input_chars=max_input_chars
     )
-    if len(raw) <= INLINE_PARSE_BYTES:
-        return parse()
-    return await anyio.to_thread.run_sync(parse, limiter=_large_body_parser())
+    return await off_loop_when_large(parse, len(raw))

@@ -8,6 +8,7 @@ local socket, which was slower when idle and failed now and then (docs/performan
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ from service.api import (
     HardenedResponses,
     RequestId,
     create_app,
+    off_loop_when_large,
     read_moderation_request,
     state,
 )
@@ -29,9 +31,10 @@ from service.auth import configured_api_keys
 from service.batching import Batcher, BatchLimits, Overloaded
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES, Category
+from service.http_protocol import install as install_strict_http
 from service.inference import CATALOG, LoadedModels, ModelLoadError, attach_models
 from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, REQUESTS_IN_FLIGHT
-from service.rate_limit import KeyRateLimiter
+from service.rate_limit import KeyRateLimiter, retry_after
 from service.release import ReleaseVersion, bento_tag
 from service.request_log import log_event
 from service.schemas import (
@@ -54,6 +57,7 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 api = create_app()
 SETTINGS = Settings.from_env()
+install_strict_http(SETTINGS.header_timeout_s)
 # Retry-After (seconds) when the queue is full, and while the models are not loaded.
 RETRY_BUSY_S = 1
 RETRY_UNAVAILABLE_S = 5
@@ -98,6 +102,12 @@ class _Moderation:
         api.state.key_rate_limiter = (
             KeyRateLimiter(self.settings.key_requests_per_minute, self.settings.key_burst)
             if self.settings.key_requests_per_minute
+            else None
+        )
+        # Characters a minute per key: the model's work, which requests alone do not bound.
+        self.char_limiter = (
+            KeyRateLimiter(self.settings.key_chars_per_minute, self.settings.key_chars_per_minute)
+            if self.settings.key_chars_per_minute
             else None
         )
         self.models: LoadedModels | None = None
@@ -173,7 +183,7 @@ class _Moderation:
             max_input_chars=self.settings.max_input_chars,
         )
         texts = body.texts
-        self._loaded_models()
+        models = self._loaded_models()
         spec = CATALOG.find(body.model)
         if spec is None:
             raise ApiError(
@@ -183,13 +193,21 @@ class _Moderation:
                 code="model_not_found",
             )
         facts = state(request.scope)
+        input_chars = sum(map(len, texts))
         facts.update(
-            model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=sum(map(len, texts))
+            model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=input_chars
         )
+        # Every limit from here on counts what reaches the model.
+        prepared = await off_loop_when_large(
+            functools.partial(models.prepare, spec.name, texts, self.settings.max_input_chars),
+            input_chars,
+        )
+        key_id: str | None = facts.get("api_key_id")
+        self._charge_characters(key_id, max(input_chars, sum(map(len, prepared))))
         # The request's deadline is RequestDeadline's (service/api.py): 504, and the queued
         # texts leave the queue with the cancelled handler.
         try:
-            scores = await self.batcher.submit(spec.name, texts)
+            scores = await self.batcher.submit(spec.name, prepared, client=key_id)
         except Overloaded as error:
             raise ApiError(
                 503,
@@ -216,6 +234,20 @@ class _Moderation:
             api_version=API_VERSION,
             bento=bento_tag(),
         )
+
+    def _charge_characters(self, key_id: str | None, chars: int) -> None:
+        """429 once the key has had its characters this minute (not when auth is off)."""
+        if self.char_limiter is None or key_id is None:
+            return
+        wait_s = self.char_limiter.acquire(key_id, chars)
+        if wait_s is not None:
+            raise ApiError(
+                429,
+                "Character rate limit reached for this API key; retry after the time in "
+                "Retry-After.",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": retry_after(wait_s)},
+            )
 
     def _loaded_models(self) -> LoadedModels:
         if self.models is None:

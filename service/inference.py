@@ -63,9 +63,13 @@ class LoadedModels:
             raise ModelLoadError(problems)
         return cls(scorers)
 
+    def prepare(self, model: str, texts: Sequence[str], max_chars: int) -> list[str]:
+        """The texts as `model` is to see them, each at most `max_chars` characters."""
+        return self._scorers[model].prepare(texts, max_chars)
+
     def score(self, model: str, texts: Sequence[str]) -> list[dict[Category, float]]:
-        """Scores for every OpenAI category, one dict per text, in order."""
-        return self._scorers[model].score(texts)
+        """Scores for every OpenAI category, one dict per prepared text, in order."""
+        return self._scorers[model].score_prepared(texts)
 
     def cards(self) -> list[ModelCard]:
         """The loaded models, default first."""

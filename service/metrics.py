@@ -77,3 +77,11 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return generate_latest(registry)
+
+
+REFUSED = bentoml.metrics.Counter(
+    name="moderation_refused_requests_total",
+    documentation="Requests refused before the API saw them (malformed, too large, too slow), "
+    "by reason (service/http_protocol.py).",
+    labelnames=["reason"],
+)

@@ -1,4 +1,5 @@
-"""The per-API-key rate limit: a token bucket per key id, in this server process.
+"""The per-API-key rate limits: token buckets per key id, in this server process, one counting
+requests and one counting characters (the model's work grows with them, not with requests).
 
 The edge's per-key rule throttles on the raw `Authorization` value, which a client can spell many
 ways (`bearer`, `BEARER`, several spaces) for one key; here the bucket is the key's id, after the
@@ -22,7 +23,11 @@ class _Bucket:
 
 
 class KeyRateLimiter:
-    """`per_minute` requests a minute per key, with bursts of up to `burst` at once."""
+    """`per_minute` units (requests, characters) a minute per key, with bursts of up to `burst`.
+
+    A cost larger than the burst passes when the bucket is full and leaves it in debt, so the
+    largest request the API accepts is never refused for good, and the key waits for it after.
+    """
 
     def __init__(
         self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
@@ -32,16 +37,17 @@ class KeyRateLimiter:
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
 
-    def acquire(self, key_id: str) -> float | None:
-        """Take one token: None when allowed, else the seconds until one is available."""
+    def acquire(self, key_id: str, cost: float = 1.0) -> float | None:
+        """Take `cost` tokens: None when allowed, else the seconds until they are available."""
         now = self._clock()
         bucket = self._buckets.setdefault(key_id, _Bucket(self._burst, now))
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
         bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        needed = min(cost, self._burst)
+        if bucket.tokens >= needed:
+            bucket.tokens -= cost
             return None
-        return (1.0 - bucket.tokens) / self._rate
+        return (needed - bucket.tokens) / self._rate
 
 
 def retry_after(wait_s: float) -> str:

@@ -13,10 +13,14 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 MAX_LOGGED_CHARS = 256
 TRUNCATED = "..."
+# Lines a second about refused traffic, per reason; beyond that they are counted, and the next
+# line written says how many were left out (a flood must not cost a line each).
+REFUSED_LINES_PER_S = 10
 
 _logger = logging.getLogger("moderation.requests")
 _logger.propagate = False
@@ -100,4 +104,44 @@ def log_request(
 def log_event(severity_name: str, message: str, **fields: Any) -> None:
     """A JSON line about the service itself (not a request), in the same shape."""
     entry = {"severity": severity_name, "message": message, **fields}
+    _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))
+
+
+class _Sampler:
+    """Up to REFUSED_LINES_PER_S lines per reason each second; counts the ones left out."""
+
+    def __init__(self) -> None:
+        self._second: dict[str, int] = {}
+        self._written: dict[str, int] = {}
+        self._left_out: dict[str, int] = {}
+
+    def admit(self, reason: str) -> int | None:
+        """None: leave this line out; else the number left out since the last one written."""
+        second = int(time.monotonic())
+        if self._second.get(reason) != second:
+            self._second[reason], self._written[reason] = second, 0
+        if self._written[reason] >= REFUSED_LINES_PER_S:
+            self._left_out[reason] = self._left_out.get(reason, 0) + 1
+            return None
+        self._written[reason] += 1
+        return self._left_out.pop(reason, 0)
+
+
+_refusals = _Sampler()
+
+
+def log_refused(*, reason: str, status: int, client_ip: str | None, **fields: Any) -> None:
+    """One line for a request refused before the API saw it (sampled under a flood)."""
+    left_out = _refusals.admit(reason)
+    if left_out is None:
+        return
+    entry: dict[str, Any] = {
+        "severity": severity(status),
+        "message": f"refused {status}: {reason}",
+        "httpRequest": {"status": status, "remoteIp": client_ip or ""},
+        "reason": reason,
+        **fields,
+    }
+    if left_out:
+        entry["left_out"] = left_out
     _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))

@@ -31,6 +31,8 @@ _NUMBERS = (
     "request_timeout_s",
     "key_requests_per_minute",
     "key_burst",
+    "key_chars_per_minute",
+    "header_timeout_s",
 )
 
 
@@ -65,6 +67,19 @@ class Settings(BaseModel):
         default=0, ge=0, description="Per-API-key limit of this process (then 429); 0 = none."
     )
     key_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
+    key_chars_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Characters a key may have scored a minute, counted after normalisation "
+        "(then 429); a minute's worth at once; 0 = none.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Time to receive a request's line and headers, and the rest of a body the "
+        "API did not read (then the connection is closed).",
+    )
     auth_disabled: bool = Field(default=False, description="Local development only.")
     api_key_hashes: tuple[str, ...] = Field(default=(), description="`sha256:<hex>` per key.")
 
