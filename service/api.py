@@ -516,7 +516,9 @@ def parse_moderation_request(
         document = json.loads(
             raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant
         )
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; nesting deeper than the parser's
+    # recursion limit is a RecursionError (a client error, not a 500 with a traceback).
+    except (ValueError, RecursionError):
         raise invalid from None
     if isinstance(document, dict) and "input" in document:
         texts = document["input"]
