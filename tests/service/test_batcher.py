@@ -193,3 +193,48 @@ def test_every_model_call_is_observed_with_its_size() -> None:
         await batcher.stop()
 
     run(scenario)
+
+
+def test_clients_take_turns_so_a_heavy_one_delays_another_by_one_call_at_most() -> None:
+    """Issue 20: the queue was first-in-first-out across keys, so one key's 150 queued texts
+    came before another key's one."""
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        batcher = Batcher(recorder, LIMITS)
+        held = await _hold(recorder, batcher)
+        heavy = [
+            asyncio.create_task(batcher.submit("a", [f"h{n}-{i}" for i in range(8)], "heavy"))
+            for n in range(4)
+        ]
+        await asyncio.sleep(0.05)
+        light = asyncio.create_task(batcher.submit("a", ["light"], "light"))
+        await asyncio.sleep(0.05)
+        recorder.release.set()
+        await asyncio.gather(held, light, *heavy)
+        calls = [texts for _, texts in recorder.calls[1:]]
+        assert "light" in calls[0]  # the first call after the one in progress
+        assert sum(len(texts) for texts in calls) == 33
+        await batcher.stop()
+
+    run(scenario)
+
+
+def test_a_client_may_hold_half_of_the_queue_and_the_others_the_rest() -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        batcher = Batcher(
+            recorder, BatchLimits(8, 1000, max_queued_requests=8, max_queued_texts=64)
+        )
+        held = await _hold(recorder, batcher)
+        queued = [asyncio.create_task(batcher.submit("a", ["x"], "greedy")) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded):
+            await batcher.submit("a", ["one more"], "greedy")
+        other = asyncio.create_task(batcher.submit("a", ["y"], "other"))
+        recorder.release.set()
+        assert await other == [("a", "y")]
+        await asyncio.gather(held, *queued)
+        await batcher.stop()
+
+    run(scenario)

@@ -57,3 +57,14 @@ def test_limit_settings_come_from_the_environment() -> None:
     assert Settings.from_env({}).key_requests_per_minute == 0  # off unless configured
     with pytest.raises(SettingsError, match="MODERATION_KEY_BURST"):
         Settings.from_env({"MODERATION_KEY_BURST": "0"})
+
+
+def test_a_cost_counts_as_that_many_tokens_and_one_over_the_burst_leaves_a_debt() -> None:
+    """The per-key character limit: a request's characters, not one token a request."""
+    clock = FakeClock()
+    limiter = KeyRateLimiter(per_minute=6000, burst=6000, clock=clock)
+    assert limiter.acquire("key-a", 4000) is None
+    assert limiter.acquire("key-a", 4000) == pytest.approx(20.0)  # 2,000 left, 100 a second
+    clock.now += 60
+    assert limiter.acquire("key-a", 10_000) is None  # larger than the burst: passes when full
+    assert limiter.acquire("key-a", 1) == pytest.approx(40.01)  # and leaves the key in debt
