@@ -83,7 +83,7 @@ def resolve(ref: str, catalog_file: Path | None) -> tuple[ModelSpec, bentoml.Mod
         except NotFound:
             raise CompareError(
                 f"model {spec.tag} ({ref}) is not in the model store: `make import-model` or "
-                "`python -m service.store ensure-default` first"
+                "`python -m tools.store ensure-default` first"
             ) from None
     bento_ref, _, model_name = ref.partition("@")
     try:

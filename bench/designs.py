@@ -76,8 +76,8 @@ def idle_latency(base_url: str, model: str, headers: dict[str, str]) -> IdleLate
 
 def tiny_catalog(work: Path) -> Path:
     """The shipped catalog plus `tiny-koala`, imported into the store from a fresh build."""
-    from service.model_import import import_model
     from tests.fixtures.tiny_models import KOALA_CATEGORIES, build_tiny_deberta
+    from tools.model_import import import_model
 
     tag = import_model(str(build_tiny_deberta(work / "tiny-koala")), name="tiny-koala").tag
     document = yaml.safe_load((REPO_ROOT / "service" / "catalog.yaml").read_text())

@@ -6,7 +6,7 @@ top category is the same, and the largest difference of any category score. A pr
 model's catalog default only where agreement is at least MIN_AGREEMENT and the largest difference
 at most MAX_SCORE_DIFFERENCE; the exit status says whether it is (0 yes, 1 no). The catalog comes
 from MODERATION_CATALOG as for the service; `--backend onnx --tag <export>` compares an ONNX
-export (service/onnx_export.py) with the torch model it came from.
+export (tools/onnx_export.py) with the torch model it came from.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 SKLEARN_PIPELINE_FILE = "pipeline.joblib"
 # Longest token sequence scored; longer texts are truncated (DeBERTa-v3 was trained on 512).
 MAX_TOKENS = 512
-# Files of an ONNX export in the model store, by precision (service/onnx_export.py writes them).
+# Files of an ONNX export in the model store, by precision (tools/onnx_export.py writes them).
 ONNX_FILES: Mapping[Precision, str] = {
     Precision.FP32: "model.onnx",
     Precision.INT8: "model.int8.onnx",
@@ -109,7 +109,7 @@ class TransformersScorer:
 
 
 class OnnxScorer(TransformersScorer):
-    """The same classifier exported to ONNX (service/onnx_export.py), run by ONNX Runtime."""
+    """The same classifier exported to ONNX (tools/onnx_export.py), run by ONNX Runtime."""
 
     def __init__(self, model: bentoml.Model, precision: Precision) -> None:
         import onnxruntime

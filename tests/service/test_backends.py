@@ -9,10 +9,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from service.backends import CategoryScorer
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
-from service.model_import import import_model
 from service.settings import SettingsError
 from tests.fixtures.catalog import StoredModels
 from tests.fixtures.tiny_models import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
+from tools.model_import import import_model
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
 # More texts, on which the tiny Koala model's top label within each group below varies.
@@ -153,7 +153,7 @@ def test_int8_precision_quantises_every_linear_layer(stored_models: StoredModels
 def test_onnx_export_scores_like_torch_in_fp32_and_its_int8_copy_differs(
     stored_models: StoredModels,
 ) -> None:
-    from service.onnx_export import export
+    from tools.onnx_export import export
 
     exported = export(stored_models.koala, name="tiny-koala-onnx-test")
     assert exported.info.labels["source"] == stored_models.koala

@@ -75,7 +75,7 @@ def test_server_with_a_catalog_model_missing_from_the_store_names_the_fix(
         line for line in output.splitlines() if "not in the BentoML model store" in line
     ]
     assert error_line.startswith("Error: ")
-    assert "python -m service.store ensure-default" in error_line
+    assert "python -m tools.store ensure-default" in error_line
     assert "make import-model SOURCE=" in error_line
     assert "cloud" not in output.lower()
     assert "Traceback" not in output

@@ -4,7 +4,7 @@ import bentoml
 import joblib
 
 from service.backends import SKLEARN_PIPELINE_FILE
-from service.store import ensure_default, main
+from tools.store import ensure_default, main
 
 
 def test_ensure_default_stores_profanity_check_once_with_its_provenance() -> None:

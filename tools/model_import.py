@@ -195,7 +195,7 @@ def catalog_entry(model: bentoml.Model) -> dict[str, object]:
 
 
 def run_import(source: str, revision: str | None, name: str | None) -> int:
-    """CLI body of `python -m service.store import`: the tag on the last line, or a clear error."""
+    """CLI body of `python -m tools.store import`: the tag on the last line, or a clear error."""
     try:
         model = import_model(source, revision, name)
     except ModelImportError as error:

@@ -1,4 +1,4 @@
-"""`python -m service.store import` (= `make import-model`): local directories import offline, with
+"""`python -m tools.store import` (= `make import-model`): local directories import offline, with
 their provenance recorded; a Hub import on a machine without the Hub fails with a clear message."""
 
 from __future__ import annotations
@@ -11,21 +11,21 @@ import bentoml
 import pytest
 from transformers import AutoModelForSequenceClassification
 
-from service.model_import import (
+from tests.fixtures.commands import model_store, run_module, stored_model_tags
+from tests.fixtures.tiny_models import KOALA_LABELS
+from tools.model_import import (
     ModelImportError,
     default_store_name,
     directory_digest,
     import_model,
 )
-from tests.bento.conftest import model_store, run_module, stored_model_tags
-from tests.fixtures.tiny_models import KOALA_LABELS
 
 
 def test_import_from_local_directory_stores_a_loadable_model_with_its_provenance(
     tiny_model_dir: Path, offline_env: dict[str, str]
 ) -> None:
     result = run_module(
-        "service.store", "import", "--source", str(tiny_model_dir), "--name", "tiny-koala",
+        "tools.store", "import", "--source", str(tiny_model_dir), "--name", "tiny-koala",
         env=offline_env,
     )  # fmt: skip
 
@@ -69,7 +69,7 @@ def test_hub_import_without_the_hub_fails_with_instructions_and_stores_nothing(
         offline_env.pop("HF_HUB_OFFLINE")
         offline_env["HF_ENDPOINT"] = _refused_endpoint()
     result = run_module(
-        "service.store", "import", "--source", "KoalaAI/Text-Moderation",
+        "tools.store", "import", "--source", "KoalaAI/Text-Moderation",
         "--revision", "main", env=offline_env,
     )  # fmt: skip
 
@@ -129,4 +129,4 @@ def test_make_import_model_without_source_says_what_source_is() -> None:
     assert result.returncode != 0
     assert "make import-model: SOURCE is required" in result.stderr
     assert "SOURCE=KoalaAI/Text-Moderation" in result.stderr
-    assert "service.store import" not in result.stdout  # stopped before any import
+    assert "tools.store import" not in result.stdout  # stopped before any import

@@ -24,7 +24,7 @@ import yaml
 
 from service.backends import ONNX_FILES
 from service.catalog import Precision
-from service.model_import import catalog_entry
+from tools.model_import import catalog_entry
 
 OPSET = 17
 # Exported and torch logits of the fp32 export must agree this closely (float rounding only).
@@ -94,7 +94,7 @@ def _check_against_torch(path: Path, model: Any, tokenizer: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.onnx_export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.onnx_export", description=__doc__)
     parser.add_argument("--tag", required=True, help="stored transformers model, name:version")
     parser.add_argument("--name", help="store name of the export (default: <name>-onnx)")
     args = parser.parse_args(argv)

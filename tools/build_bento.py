@@ -9,7 +9,7 @@ version, git commit, catalog digest and model tags. The last line printed is the
 
 It then exports the Bento's image build context (the Bento, its models from the store and the
 Dockerfile BentoML generates) to `build/images/<name>-<version>/`, which `pulumi up` builds and
-pushes (infra/image.py). `python -m service.build_bento --export-only <tag>` re-exports a Bento
+pushes (infra/image.py). `python -m tools.build_bento --export-only <tag>` re-exports a Bento
 that is already in the store.
 """
 
@@ -76,7 +76,7 @@ def resolved_model_tags(catalog: Catalog) -> dict[str, str]:
     if missing:
         raise BuildError(
             f"not in the model store ({os.environ.get('BENTOML_HOME', '~/bentoml')}): "
-            f"{', '.join(missing)}. Store them first: `python -m service.store ensure-default` "
+            f"{', '.join(missing)}. Store them first: `python -m tools.store ensure-default` "
             "for the offline default, `make import-model SOURCE=...` for Hugging Face models."
         )
     return tags
@@ -139,7 +139,7 @@ def export_image_context(tag: str, contexts: Path = IMAGE_CONTEXTS) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.build_bento", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.build_bento", description=__doc__)
     parser.add_argument(
         "--catalog",
         type=Path,

@@ -1,0 +1,2 @@
+"""Offline commands (model import and export, Bento build): they import service/, never the
+reverse."""
