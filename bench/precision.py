@@ -50,7 +50,7 @@ class Validation(BaseModel):
 def _scores(spec: ModelSpec, texts: list[str]) -> tuple[np.ndarray, float]:
     """(texts x categories) scores, and CPU seconds per text (wall time is at the mercy of
     other work on the machine; CPU time hardly), in batches of BATCH."""
-    from service.backends import CategoryScorer
+    from service.moderation import CategoryScorer
 
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:1])  # warm-up: first calls allocate

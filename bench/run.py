@@ -1,6 +1,6 @@
 """Three contestants, one run, the same texts: `make bench` (or `python -m bench.run`).
 
-- `limit`: the model in this process (`service.backends.CategoryScorer`), fed ideal batches of
+- `limit`: the model in this process (`service.moderation.CategoryScorer`), fed ideal batches of
   N texts back to back, at the precision the service uses: what the hardware allows.
 - `service`: the kit over HTTP as deployed (`bentoml serve service.app:Moderation`, API key on,
   request log on), N concurrent clients, one text per request.
@@ -192,7 +192,7 @@ def bench_limit(
     batch waits the whole batch, so a batch's time is its texts' latency. `cpu_per_text` gets
     the CPU seconds per text at each N: unlike wall time, other work on the machine barely
     changes it, so it is the figure capacity planning scales from."""
-    from service.backends import CategoryScorer
+    from service.moderation import CategoryScorer
 
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:2])  # warm-up: first calls allocate

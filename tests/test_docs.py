@@ -197,7 +197,7 @@ def test_a_broken_link_fails_the_docs_build(tmp_path: Path, page: str, broken: s
         ("refusing to hash an empty key", "service/auth.py"),
         ("The models are still loading; retry shortly.", "service/app.py"),
         ("A model could not be loaded; the server log says which.", "service/app.py"),
-        ("failed to load: ", "service/inference.py"),
+        ("failed to load: ", "service/moderation.py"),
         ("make import-model: SOURCE is required", "Makefile"),
         ("cannot reach the Hugging Face Hub", "tools/model_import.py"),
         ("not found on the Hub", "tools/model_import.py"),

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from service.backends import CategoryScorer
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
+from service.moderation import CategoryScorer
 from service.settings import SettingsError
 from tests.fixtures.catalog import StoredModels
 from tests.fixtures.tiny_models import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
