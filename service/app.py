@@ -196,6 +196,8 @@ Moderation = bentoml.service(
     # bound; the API app exports its own, labelled by route template (service/metrics.py).
     metrics={"enabled": False, "namespace": "bentoml_service"},
 )(bentoml.asgi_app(api, path="/")(_Moderation))
+# The server's part of the stack (service/api.py `http_stack`); BentoML runs the first added
+# outermost, so the list's order is kept.
 for wraps, middleware in http_stack(SETTINGS):
     if wraps is Wraps.SERVER:
         Moderation.add_asgi_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
