@@ -24,6 +24,7 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.deberta import build_tiny_deberta  # noqa: E402
 from service.auth import hash_key  # noqa: E402
 from service.model_import import import_model  # noqa: E402
 from service.store import ensure_default  # noqa: E402
@@ -34,7 +35,6 @@ from tests.fixtures.servers import (  # noqa: E402
     server_env,
     serving,
 )
-from tests.fixtures.tiny_models import build_tiny_deberta  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

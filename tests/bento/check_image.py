@@ -29,9 +29,9 @@ import httpx
 import pytest
 from bentoml._internal.container import construct_containerfile
 
+from bench.servers import free_port, stop_server
 from service.store import ensure_default
 from tests.bento.conftest import REPO_ROOT, run_module
-from tests.fixtures.servers import free_port, stop_server
 
 WORK_DIR = REPO_ROOT / "build" / "image-test"
 BASE_IMAGE = "docker.io/library/python:3.11-slim"  # the name BentoML's Dockerfile starts FROM

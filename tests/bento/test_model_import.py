@@ -11,6 +11,7 @@ import bentoml
 import pytest
 from transformers import AutoModelForSequenceClassification
 
+from bench.deberta import KOALA_LABELS
 from service.model_import import (
     ModelImportError,
     default_store_name,
@@ -18,7 +19,6 @@ from service.model_import import (
     import_model,
 )
 from tests.bento.conftest import model_store, run_module, stored_model_tags
-from tests.fixtures.tiny_models import KOALA_LABELS
 
 
 def test_import_from_local_directory_stores_a_loadable_model_with_its_provenance(

@@ -6,13 +6,13 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from bench.deberta import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
 from service.backends import CategoryScorer
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
 from service.model_import import import_model
 from service.settings import SettingsError
 from tests.fixtures.catalog import StoredModels
-from tests.fixtures.tiny_models import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
 # More texts, on which the tiny Koala model's top label within each group below varies.
