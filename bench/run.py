@@ -14,8 +14,8 @@ the harness sets the API key and, unless MODERATION_CATALOG names one, the catal
 
 Writes build/bench/results.json (`{"machine", "command", "model", "limit", "service",
 "baseline"}`), build/bench/throughput.png and p99.png, build/bench/results.md, and (not with
---quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same harness on the
-tests' tiny model in about a minute: CI runs it to prove the harness works.
+--quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same harness on a
+tiny model of the same builder in about a minute: CI runs it to prove the harness works.
 """
 
 from __future__ import annotations
