@@ -24,6 +24,7 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.deberta import build_tiny_deberta  # noqa: E402
 from service.auth import hash_key  # noqa: E402
 from tests.fixtures.catalog import StoredModels, catalog_document  # noqa: E402
 from tests.fixtures.servers import (  # noqa: E402
@@ -33,7 +34,6 @@ from tests.fixtures.servers import (  # noqa: E402
     server_env,
     serving,
 )
-from tests.fixtures.tiny_models import build_tiny_deberta  # noqa: E402
 from tools.model_import import import_model  # noqa: E402
 from tools.store import ensure_default  # noqa: E402
 

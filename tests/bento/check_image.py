@@ -29,8 +29,8 @@ import httpx
 import pytest
 from bentoml._internal.container import construct_containerfile
 
+from bench.servers import free_port, stop_server
 from tests.fixtures.commands import REPO_ROOT, run_module
-from tests.fixtures.servers import free_port, stop_server
 from tools.store import ensure_default
 
 WORK_DIR = REPO_ROOT / "build" / "image-test"

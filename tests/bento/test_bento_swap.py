@@ -21,11 +21,11 @@ import httpx
 import pytest
 import yaml
 
+from bench.deberta import KOALA_CATEGORIES
+from bench.servers import start_server, stop_server, wait_until_ready
 from infra.image import DOCKERFILE, image_context
 from service.version import API_VERSION, APP_VERSION
 from tests.fixtures.commands import REPO_ROOT, run_module
-from tests.fixtures.servers import start_server, stop_server, wait_until_ready
-from tests.fixtures.tiny_models import KOALA_CATEGORIES
 from tools.model_import import import_model
 from tools.store import ensure_default
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from bench.deberta import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
 from service.moderation import CategoryScorer
 from service.settings import SettingsError
 from tests.fixtures.catalog import StoredModels, koala_spec
-from tests.fixtures.tiny_models import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
 from tools.model_import import import_model
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]

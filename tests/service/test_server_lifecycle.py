@@ -12,19 +12,18 @@ import httpx
 import pytest
 import yaml
 
-from service.auth import hash_key
-from service.backends import SKLEARN_PIPELINE_FILE
-from tests.fixtures.catalog import StoredModels, catalog_document
-from tests.fixtures.servers import (
+from bench.servers import (
     REPO_ROOT,
-    RunningServer,
     free_port,
-    server_env,
     server_home,
     start_server,
     stop_server,
     wait_until_ready,
 )
+from service.auth import hash_key
+from service.backends import SKLEARN_PIPELINE_FILE
+from tests.fixtures.catalog import StoredModels, catalog_document
+from tests.fixtures.servers import RunningServer, server_env
 
 pytestmark = pytest.mark.slow
 

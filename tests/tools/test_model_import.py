@@ -11,8 +11,8 @@ import bentoml
 import pytest
 from transformers import AutoModelForSequenceClassification
 
+from bench.deberta import KOALA_LABELS
 from tests.fixtures.commands import model_store, run_module, stored_model_tags
-from tests.fixtures.tiny_models import KOALA_LABELS
 from tools.model_import import (
     ModelImportError,
     default_store_name,

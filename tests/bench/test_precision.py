@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bench.deberta import KOALA_CATEGORIES
 from bench.precision import validate
 from bench.texts import moderation_texts
 from service.catalog import ModelSpec
 from tests.fixtures.catalog import StoredModels
-from tests.fixtures.tiny_models import KOALA_CATEGORIES
 
 TEXTS = moderation_texts(24, seed=3)
 

@@ -70,17 +70,3 @@ def test_moderation_settings_reach_the_service_and_only_threads_reach_the_baseli
     for env in (service, baseline):
         assert env["MODERATION_INFERENCE_THREADS"] == "1"
         assert env["MODERATION_CATALOG"] == str(catalog)
-
-
-def test_the_design_comparison_command_starts() -> None:
-    """`python -m bench.designs` (docs/performance.md) finds what it imports from bench.run."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.designs", "--help"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "--baseline" in result.stdout
