@@ -123,11 +123,11 @@ export-onnx: venv
 ## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
 ## placeholders a real deploy refuses. V=1 also prints a count per resource type.
 plan: venv
-	$(PY) -m infra.plan --stack $(STACK) $(if $(V),--verbose)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(V),--verbose)
 
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan
-	$(PY) -m infra.cost --stack $(STACK)
+	$(PY) -m tools.cost --stack $(STACK)
 
 ## audit: needs the internet, not in `make test`: pip-audit looks up every pin of
 ## requirements/constraints.txt in PyPI's vulnerability data; fails on any known vulnerability

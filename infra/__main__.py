@@ -2,7 +2,7 @@
 config -> GCP components -> Kubernetes provider -> Kubernetes components -> stack outputs.
 
 Run by the Pulumi CLI (`Pulumi.yaml` has `main: infra/`, so this file runs as a script) and by
-`python -m infra.plan` under mocks, which runs it the same way.
+`python -m tools.plan` under mocks, which runs it the same way.
 """
 
 import sys

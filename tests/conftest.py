@@ -35,6 +35,7 @@ from tests.fixtures.servers import (  # noqa: E402
     serving,
 )
 from tests.fixtures.tiny_models import build_tiny_deberta  # noqa: E402
+from tests.infra.plans import plan, plan_variant, plans  # noqa: E402, F401 (the plan fixtures)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
