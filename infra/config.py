@@ -6,6 +6,8 @@ bad value fails fast with the config key in the message (`moderation:nodePools.m
 
 Adding a concern: define one sub-model below (camelCase keys in YAML, snake_case in Python), add one
 field to `StackConfig` in the marked section, and one `moderation:<key>` section to each stack file.
+Its ComponentResource takes that section as `config` in its Args dataclass; values of other
+sections are passed as their own fields, and each value is passed once.
 """
 
 from __future__ import annotations
@@ -166,6 +168,16 @@ class ClusterConfig(_Section):
         if len(regions) != 1:
             raise ValueError(f"nodeZones must all be in one region, got {self.node_zones}")
         return self
+
+    @property
+    def region(self) -> str:
+        """The region of the node zones (the stack's `gcp:region`: checked across sections)."""
+        return self.node_zones[0].rsplit("-", 1)[0]
+
+    @property
+    def location(self) -> str:
+        """Region for a regional control plane, else the first node zone."""
+        return self.region if self.regional else self.node_zones[0]
 
 
 # --- node pools -----------------------------------------------------------------------------------
@@ -601,11 +613,6 @@ class StackConfig(_Section):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
-
-    @property
-    def cluster_location(self) -> str:
-        """Region for a regional control plane, else the first node zone."""
-        return self.gcp.region if self.cluster.regional else self.cluster.node_zones[0]
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Self:

@@ -109,12 +109,12 @@ class ApiKeysFile:
 
 @dataclass(frozen=True)
 class ModelDeploymentArgs:
+    config: WorkloadConfig
     track: str
     release: StableRelease
     image: pulumi.Input[str]
     """The image by digest: the release's prebuilt one, or the one the program built."""
     project: str
-    config: WorkloadConfig
     namespace: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
     backend_timeout_sec: int  # the edge's: the service times requests out just before it
