@@ -1,4 +1,4 @@
-"""The policy pack (policy): both committed stacks pass every policy, and each policy reports
+"""The policy pack (`policy/`): both committed stacks pass every policy, and each policy reports
 a deliberately broken copy of a real resource from the plan. Validation goes through the pack's
 own `ResourceValidationPolicy` objects, called as the Pulumi policy SDK calls them; one test
 serves the pack over gRPC exactly as `pulumi preview --policy-pack policy` starts it."""
