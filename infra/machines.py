@@ -36,8 +36,8 @@ class MachineFamily:
 
     cpu_platforms: tuple[str, ...]
     cpu_features: frozenset[str]
-    """Instruction-set extensions every platform of the family has: avx2, avx512 (the
-    foundation), avx512_vnni, avx512_bf16, amx."""
+    """Instruction-set extensions every platform of the family has, named as the node's
+    /proc/cpuinfo flags name them (avx2, avx512f, avx512_vnni, avx512_bf16, amx_bf16, ...)."""
     memory_per_vcpu: Mapping[str, float]
     """GiB of memory per vCPU of each predefined shape (`<family>-<shape>-<vcpus>`)."""
     gpu_types: frozenset[str] = frozenset()
@@ -47,8 +47,8 @@ class MachineFamily:
 
 
 AVX2 = frozenset({"avx2"})
-AVX512_VNNI = AVX2 | {"avx512", "avx512_vnni"}
-AMX = AVX512_VNNI | {"avx512_bf16", "amx"}
+AVX512_VNNI = AVX2 | {"avx512f", "avx512_vnni"}
+AMX = AVX512_VNNI | {"avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"}
 GENERAL_PURPOSE = {"standard": 4.0, "highmem": 8.0, "highcpu": 1.0}
 
 FAMILIES: Mapping[str, MachineFamily] = {
