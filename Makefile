@@ -69,9 +69,11 @@ test: venv checkov lint docs
 docs: venv
 	$(VENV)/bin/mkdocs build --strict
 
+## lint: ruff, ruff's format check, and the import layers (pyproject.toml [tool.importlinter]).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff format .
@@ -123,11 +125,11 @@ export-onnx: venv
 ## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
 ## placeholders a real deploy refuses. V=1 also prints a count per resource type.
 plan: venv
-	$(PY) -m infra.plan --stack $(STACK) $(if $(V),--verbose)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(V),--verbose)
 
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan
-	$(PY) -m infra.cost --stack $(STACK)
+	$(PY) -m tools.cost --stack $(STACK)
 
 ## audit: needs the internet, not in `make test`: pip-audit looks up every pin of
 ## requirements/constraints.txt in PyPI's vulnerability data; fails on any known vulnerability

@@ -34,6 +34,7 @@ from tests.fixtures.servers import (  # noqa: E402
     server_env,
     serving,
 )
+from tests.infra.plans import plan, plan_variant, plans  # noqa: E402, F401 (the plan fixtures)
 from tools.model_import import import_model  # noqa: E402
 from tools.store import ensure_default  # noqa: E402
 

@@ -202,7 +202,7 @@ def test_a_broken_link_fails_the_docs_build(tmp_path: Path, page: str, broken: s
         ("cannot reach the Hugging Face Hub", "tools/model_import.py"),
         ("not found on the Hub", "tools/model_import.py"),
         ("placeholder value(s) in the stack config; replace each", "infra/config.py"),
-        ("placeholder value(s) in", "infra/plan.py"),
+        ("placeholder value(s) in", "tools/plan.py"),
         ("invalid stack configuration:", "infra/config.py"),
     ],
 )

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import STACKS, Plan
-from tests.infra.test_edge_config import CANARY
+from tests.infra.edge.test_config import CANARY
+from tests.infra.plans import STACKS, Plan
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"

@@ -8,7 +8,7 @@ import fnmatch
 
 from infra.observability import metrics as m
 from infra.observability.metrics_adapter import ADAPTER_IMAGE, NAME, NAMESPACE
-from tests.infra.conftest import stack_config
+from tests.infra.plans import stack_config
 
 APISERVICE = "kubernetes:apiregistration.k8s.io/v1:APIService"
 PROMETHEUS_PREFIX = "prometheus.googleapis.com|"

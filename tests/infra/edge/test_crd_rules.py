@@ -11,14 +11,12 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import celpy
 
-from tests.infra.conftest import Plan
+from tests.infra.plans import CRD_SCHEMAS, Plan
 
-CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 
 

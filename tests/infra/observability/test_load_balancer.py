@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from infra.observability.metrics import log_metric_type
-from tests.infra.conftest import Plan, stack_config
 from tests.infra.logging_filter import matches
+from tests.infra.plans import Plan, stack_config
 
 SINK = "gcp:logging/projectSink:ProjectSink"
 LOG_METRIC = "gcp:logging/metric:Metric"

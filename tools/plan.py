@@ -1,6 +1,6 @@
 """Run the Pulumi program under mocks and write what it would declare: `build/plan/<stack>.json`.
 
-    python -m infra.plan --stack dev|prod [--stack-file PATH] [--output PATH] [--options PATH]
+    python -m tools.plan --stack dev|prod [--stack-file PATH] [--output PATH] [--options PATH]
 
 No Pulumi CLI, plugin or cloud is involved: `pulumi.runtime.set_mocks` (the documented unit-test
 hook) stands in for the engine and the providers. The mocks only invent what the cloud would

@@ -1,7 +1,7 @@
-"""The policy pack (infra/policy): both committed stacks pass every policy, and each policy reports
+"""The policy pack (`policy/`): both committed stacks pass every policy, and each policy reports
 a deliberately broken copy of a real resource from the plan. Validation goes through the pack's
 own `ResourceValidationPolicy` objects, called as the Pulumi policy SDK calls them; one test
-serves the pack over gRPC exactly as `pulumi preview --policy-pack infra/policy` starts it."""
+serves the pack over gRPC exactly as `pulumi preview --policy-pack policy` starts it."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from infra.policy.rules import EXEMPT_NAMESPACES_KEY, policies
-from tests.infra.conftest import ROOT, Plan
+from policy.rules import EXEMPT_NAMESPACES_KEY, policies
+from tests.infra.plans import ROOT, Plan
 
 POLICIES = {policy.name: policy for policy in policies()}
 CLUSTER = "gcp:container/cluster:Cluster"
@@ -193,10 +193,10 @@ def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
 
 @pytest.fixture(scope="module")
 def served_pack() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
-    """The pack as the Pulumi CLI runs it: `python -m pulumi.policy <engine> infra/policy`,
+    """The pack as the Pulumi CLI runs it: `python -m pulumi.policy <engine> policy`,
     which prints the port of its analyzer gRPC server (the engine address is not dialled)."""
     process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "infra/policy"],
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "policy"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

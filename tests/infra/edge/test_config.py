@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, parse_stack_config
-from tests.infra.conftest import stack_config
+from tests.infra.plans import stack_config
 
 CANARY = {
     "bento": "moderation:0.2.0",

@@ -9,8 +9,8 @@ import promql_parser
 import pytest
 
 from infra.observability.alerts import BURN_RATE_WINDOWS, RUNBOOKS
-from tests.infra.conftest import stack_config
 from tests.infra.observability_queries import ALERT_POLICY, SLO
+from tests.infra.plans import stack_config
 
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
 SYMPTOM_ALERTS = {

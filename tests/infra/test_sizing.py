@@ -1,52 +1,18 @@
-"""Pod sizing against node sizing: GKE's reservations, and the config check built on them."""
+"""Pods per node on the machine table's node room, and the config check built on it: a pod larger
+than its node or an HPA maximum the pool cannot hold is refused before deployment."""
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.capacity import (
-    HPA_HEADROOM,
-    MEASURED,
-    PEAK_TO_MEAN,
-    SYSTEM_DAEMONS_CPU,
-    SYSTEM_DAEMONS_MEMORY_GIB,
-    cpu_cores,
-    in_flight_target,
-    inference_threads,
-    memory_gib,
-    pod_texts_per_s,
-    pods_per_node,
-    room_on,
-    serving_plan,
-)
 from infra.config import ConfigError, parse_stack_config, secret_settings
-from tests.infra.conftest import STACKS, stack_config
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_room_on_a_node_follows_gkes_published_reservations() -> None:
-    # n2-standard-8: 8 vCPU, 32 GiB. CPU: 6% of core 1, 1% of core 2, 0.5% of cores 3-4,
-    # 0.25% of the rest. Memory: 25% of 4 GiB, 20% of 4, 10% of 8, 6% of the last 16, plus
-    # 100 MiB eviction threshold; image streaming: 10%, 8%, 4%, 2.4% of the same tiers.
-    room = room_on("n2-standard-8")
-    assert room is not None
-    assert room.cpu == pytest.approx(
-        8 - (0.06 + 0.01 + 2 * 0.005 + 4 * 0.0025) - SYSTEM_DAEMONS_CPU
-    )
-    kubelet = 4 * 0.25 + 4 * 0.20 + 8 * 0.10 + 16 * 0.06 + 100 / 1024
-    streaming = 4 * 0.10 + 4 * 0.08 + 8 * 0.04 + 16 * 0.024
-    assert room.memory_gib == pytest.approx(32 - kubelet - streaming - SYSTEM_DAEMONS_MEMORY_GIB)
-
-
-def test_unknown_shapes_are_not_guessed() -> None:
-    assert room_on("a3-highgpu-8g") is None
+from infra.machines import room_on
+from infra.sizing import cpu_cores, memory_gib, pods_per_node
+from tests.infra.plans import STACKS, stack_config
 
 
 def test_quantities() -> None:
@@ -60,12 +26,12 @@ def test_quantities() -> None:
 
 def test_pods_per_node_is_bounded_by_the_scarcer_resource() -> None:
     room = room_on("n2-standard-8")
-    assert room is not None
     assert pods_per_node(room, "3.5", "6Gi") == 2  # CPU-bound: 7.51 / 3.5
     assert pods_per_node(room, "1", "12Gi") == 2  # memory-bound: 26.4 / 12
 
 
 def _config(stack: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """A committed stack's config (secrets included), edited by `change`."""
     config = {**copy.deepcopy(stack_config(stack)), **secret_settings()}
     change(config)
     return config
@@ -75,7 +41,6 @@ def _config(stack: str, change: Callable[[dict[str, Any]], None]) -> dict[str, A
 def test_committed_stacks_have_room_for_their_maximum(stack: str) -> None:
     config = parse_stack_config(_config(stack, lambda c: None))
     room = room_on(config.node_pools.model.machine_type)
-    assert room is not None
     resources = config.workload.resources
     per_node = pods_per_node(room, resources.cpu_request, resources.memory_request)
     assert per_node * config.node_pools.model.max_nodes > config.workload.autoscaling.max_replicas
@@ -149,43 +114,3 @@ def test_gpu_pods_are_bounded_by_the_gpus_per_node() -> None:
     # g2-standard-8 has room for two 1.5-CPU pods but only one L4: 3 nodes hold 3 < 3 + 1.
     with pytest.raises(ConfigError, match=r"nodePools\.gpu\.maxNodes 3 x 1 pod\(s\)"):
         parse_stack_config(_config("dev", on_gpus))
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_hpa_in_flight_target_follows_from_the_measured_per_pod_throughput(stack: str) -> None:
-    config = parse_stack_config(_config(stack, lambda c: None))
-    cpu = config.workload.resources.cpu_request
-    objective = config.observability.slo.latency_threshold_seconds
-    # Little's law at the latency objective, less the scale-out headroom, from the documented
-    # per-pod figure (docs/performance.md "Capacity" quotes the same MEASURED numbers).
-    per_pod = inference_threads(cpu) / MEASURED.cpu_seconds_per_text * MEASURED.service_efficiency
-    expected = max(math.floor(per_pod * objective * HPA_HEADROOM), 1)
-    assert config.workload.autoscaling.target_in_flight_requests == expected
-    assert in_flight_target(cpu, objective) == expected
-
-
-def test_the_documented_per_pod_figures_are_the_measured_ones() -> None:
-    doc = (REPO_ROOT / "docs" / "performance.md").read_text()
-    assert f"{MEASURED.cpu_seconds_per_text} CPU seconds per text" in doc
-    assert f"service/limit {MEASURED.service_efficiency}" in doc
-    for stack in STACKS:
-        cpu = parse_stack_config(_config(stack, lambda c: None)).workload.resources.cpu_request
-        assert f"{stack}: {pod_texts_per_s(cpu):.1f} texts/s per pod" in doc
-
-
-def test_serving_plan_sizes_the_model_pool_for_the_expected_peak(plans: dict) -> None:
-    sized = serving_plan(plans["prod"], requests_millions=100)
-    assert sized.peak_texts_per_s == pytest.approx(100e6 / (730 * 3600) * PEAK_TO_MEAN)
-    assert sized.pods_at_peak == math.ceil(sized.peak_texts_per_s / sized.pod_texts_per_s)
-    assert sized.nodes_at_peak == math.ceil(sized.pods_at_peak / sized.pods_per_node)
-    assert sized.pods_per_node == 2  # n2-standard-8, 3.5 CPU pods
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_each_stack_can_scale_to_its_expected_peak(plans: dict, stack: str) -> None:
-    from infra.cost import USAGE
-
-    sized = serving_plan(plans[stack], USAGE[stack].requests_millions)
-    config = parse_stack_config(_config(stack, lambda c: None))
-    assert sized.pods_at_peak <= config.workload.autoscaling.max_replicas
-    assert sized.nodes_at_peak <= sized.max_nodes

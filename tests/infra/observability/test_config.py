@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, parse_stack_config
-from tests.infra.conftest import stack_config
+from tests.infra.plans import stack_config
 
 
 def _error(stack: str, change: Callable[[dict[str, Any]], None]) -> str:

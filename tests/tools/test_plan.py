@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import MockCallArgs
 
-from infra.plan import GET_PROJECT, REDACTED, PlanMocks, normalise
-from tests.infra.conftest import ROOT, Plan
+from tests.infra.plans import ROOT, Plan
+from tools.plan import GET_PROJECT, REDACTED, PlanMocks, normalise
 
 
 def test_plan_document_has_the_contract_shape(plan: Plan) -> None:
@@ -73,7 +73,7 @@ def test_plan_is_quiet_and_warns_about_each_committed_placeholder(plan: Plan) ->
 def test_verbose_plan_prints_a_count_per_resource_type(tmp_path: Path) -> None:
     output = tmp_path / "dev.json"
     result = subprocess.run(
-        [sys.executable, "-m", "infra.plan", "--stack", "dev", "--output", str(output), "-v"],
+        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--output", str(output), "-v"],
         cwd=ROOT,
         capture_output=True,
         text=True,

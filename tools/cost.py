@@ -1,6 +1,6 @@
 """Monthly cost estimate of one stack, read from its plan (`build/plan/<stack>.json`).
 
-    python -m infra.cost --stack dev     # or: make cost STACK=dev (runs `make plan` first)
+    python -m tools.cost --stack dev     # or: make cost STACK=dev (runs `make plan` first)
 
 What is priced comes from the plan (machine types, spot, node counts, disks, GPUs, cluster mode,
 gateways, Cloud Armor rules, NAT, KMS keys, log sinks and their retention, alert conditions);
@@ -21,20 +21,30 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from infra.machines import BUNDLED_GPU_TYPE, MachineShape, UnknownMachineType, shape_of
+from tools.capacity import MEASURED, PEAK_TO_MEAN, serving_plan
+from tools.plan_document import (
+    HOURS_PER_MONTH,
+    PlanError,
+    hpa_replica_range,
+    node_count_range,
+    region_of,
+    resources_of,
+)
+
 PRICES_AS_OF = "2026-12-02"
-HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
 # --- price table (USD, us-central1) -----------------------------------------------------------
 
-# https://cloud.google.com/compute/vm-instance-pricing: on-demand per vCPU-hour and per GiB-hour.
+# https://cloud.google.com/compute/vm-instance-pricing: on-demand per vCPU-hour and per GiB-hour,
+# for each family of the machine table (infra/machines.py: shapes, GPUs).
 FAMILY_RATES: Mapping[str, tuple[float, float]] = {
     "e2": (0.021811, 0.002923),
     "n1": (0.031611, 0.004237),
@@ -49,18 +59,6 @@ FAMILY_RATES: Mapping[str, tuple[float, float]] = {
 # on-demand vCPU and memory of these families; a full month earns the largest one (N1 30%,
 # N2/N2D 20%). E2, T2D, C3 and G2 get none; spot VMs get none.
 SUSTAINED_USE_DISCOUNT: Mapping[str, float] = {"n1": 0.30, "n2": 0.20, "n2d": 0.20}
-# GiB of memory per vCPU for each predefined shape; n1 has its own ratios.
-SHAPE_MEMORY: Mapping[str, float] = {"standard": 4.0, "highmem": 8.0, "highcpu": 1.0}
-N1_SHAPE_MEMORY: Mapping[str, float] = {"standard": 3.75, "highmem": 6.5, "highcpu": 0.9}
-# Shared-core E2 types: (billed vCPUs, GiB).
-SHARED_CORE: Mapping[str, tuple[float, float]] = {
-    "e2-micro": (0.25, 1.0),
-    "e2-small": (0.5, 2.0),
-    "e2-medium": (1.0, 4.0),
-}
-# g2 machine types include their L4 GPUs (https://cloud.google.com/compute/docs/gpus); a node
-# pool may still declare them as guestAccelerators, which must not price them twice.
-G2_GPUS: Mapping[int, int] = {4: 1, 8: 1, 12: 1, 16: 1, 24: 2, 32: 1, 48: 4, 96: 8}
 # https://cloud.google.com/compute/gpus-pricing: per GPU-hour, on-demand.
 GPU_HOURLY: Mapping[str, float] = {
     "nvidia-l4": 0.560500,
@@ -205,84 +203,37 @@ class LineItem:
     high: float
 
 
-class PlanError(ValueError):
-    """The plan holds something the price table cannot price."""
-
-
-# --- reading the plan -------------------------------------------------------------------------
-
-
-def resources_of(plan: Mapping[str, Any], type_token: str) -> list[Mapping[str, Any]]:
-    return [r["inputs"] for r in plan["resources"] if r["type"] == type_token]
-
-
-def region_of(plan: Mapping[str, Any]) -> str:
-    """The cluster's region (a zonal cluster's location minus its zone letter)."""
-    clusters = resources_of(plan, "gcp:container/cluster:Cluster")
-    if len(clusters) != 1:
-        raise PlanError(f"expected one GKE cluster in the plan, found {len(clusters)}")
-    location = clusters[0]["location"]
-    return location if location.count("-") == 1 else location.rsplit("-", 1)[0]
-
-
-def machine_shape(machine_type: str) -> tuple[str, float, float, int]:
-    """(family, billed vCPUs, GiB memory, bundled GPUs) of a predefined machine type."""
-    if machine_type in SHARED_CORE:
-        vcpus, memory = SHARED_CORE[machine_type]
-        return "e2", vcpus, memory, 0
-    match = re.fullmatch(r"([a-z0-9]+)-(standard|highmem|highcpu)-(\d+)", machine_type)
-    if not match or match.group(1) not in FAMILY_RATES:
-        raise PlanError(f"no price for machine type {machine_type!r}; add it to infra/cost.py")
-    family, shape, vcpus = match.group(1), match.group(2), int(match.group(3))
-    per_vcpu = (N1_SHAPE_MEMORY if family == "n1" else SHAPE_MEMORY)[shape]
-    gpus = G2_GPUS.get(vcpus, 0) if family == "g2" else 0
-    return family, float(vcpus), vcpus * per_vcpu, gpus
+def machine_shape(machine_type: str) -> MachineShape:
+    """The machine table's shape of a node's type (infra/machines.py); a type outside it has no
+    price."""
+    try:
+        return shape_of(machine_type)
+    except UnknownMachineType as error:
+        raise PlanError(f"no price for machine type {machine_type!r}: {error}") from None
 
 
 def node_hourly(node_config: Mapping[str, Any], spot_share: float | None) -> float:
     """Price of one node for an hour of a full month: vCPUs and memory (less the sustained-use
     discount when on-demand) and GPUs; spot: a share of on-demand. Disks are priced apart."""
-    family, vcpus, memory, bundled_gpus = machine_shape(node_config["machineType"])
-    cpu_rate, memory_rate = FAMILY_RATES[family]
+    shape = machine_shape(node_config["machineType"])
+    cpu_rate, memory_rate = FAMILY_RATES[shape.family]
     spot = bool(node_config.get("spot"))
-    machine = vcpus * cpu_rate + memory * memory_rate
+    machine = shape.vcpus * cpu_rate + shape.memory_gib * memory_rate
     if not spot:
-        machine *= 1 - SUSTAINED_USE_DISCOUNT.get(family, 0.0)
-    gpus = bundled_gpus * GPU_HOURLY["nvidia-l4"]
+        machine *= 1 - SUSTAINED_USE_DISCOUNT.get(shape.family, 0.0)
+    gpus = shape.bundled_gpus * GPU_HOURLY[BUNDLED_GPU_TYPE]
     for accelerator in node_config.get("guestAccelerators") or []:
         kind, count = accelerator["type"], accelerator["count"]
         if kind not in GPU_HOURLY:
-            raise PlanError(f"no price for GPU {kind!r}; add it to infra/cost.py")
-        if kind == "nvidia-l4":
-            count = max(count - bundled_gpus, 0)  # a g2 type's own L4s are already counted
+            raise PlanError(f"no price for GPU {kind!r}; add it to tools/cost.py")
+        if kind == BUNDLED_GPU_TYPE:
+            count = max(count - shape.bundled_gpus, 0)  # a g2 type's own L4s are already counted
         gpus += count * GPU_HOURLY[kind]
     if not spot:
         return machine + gpus
     if spot_share is None:
         raise PlanError("a spot pool needs a spot share: add its region to SPOT_SHARES")
     return (machine + gpus) * spot_share
-
-
-def node_count_range(pool: Mapping[str, Any]) -> tuple[int, int]:
-    """Nodes at minimum and maximum scale, over all of the pool's zones."""
-    autoscaling = pool.get("autoscaling")
-    zones = max(len(pool.get("nodeLocations") or []), 1)
-    if autoscaling:
-        if "totalMinNodeCount" in autoscaling or "totalMaxNodeCount" in autoscaling:
-            return autoscaling.get("totalMinNodeCount", 0), autoscaling["totalMaxNodeCount"]
-        return autoscaling.get("minNodeCount", 0) * zones, autoscaling["maxNodeCount"] * zones
-    fixed = pool.get("nodeCount", pool.get("initialNodeCount", 1)) * zones
-    return fixed, fixed
-
-
-def hpa_replica_range(plan: Mapping[str, Any]) -> tuple[int, int]:
-    """Serving pods at minimum and maximum scale, summed over every HorizontalPodAutoscaler."""
-    hpas = [
-        r["inputs"]["spec"]
-        for r in plan["resources"]
-        if r["type"].endswith(":HorizontalPodAutoscaler")
-    ]
-    return sum(h.get("minReplicas", 1) for h in hpas), sum(h["maxReplicas"] for h in hpas)
 
 
 # --- pricing ----------------------------------------------------------------------------------
@@ -308,7 +259,7 @@ def compute_items(
         config = pool["nodeConfig"]
         low_nodes, high_nodes = node_count_range(pool)
         hourly = node_hourly(config, spot_share) * factor
-        family = machine_shape(config["machineType"])[0]
+        family = machine_shape(config["machineType"]).family
         if config.get("spot"):
             capacity, terms = "spot", f" ({spot_share:.0%} of on-demand)"
         else:
@@ -577,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (
         f"Estimated monthly cost of stack {options.stack!r} in {region_of(plan)} "
         f"(list prices as of {PRICES_AS_OF}, {usage.requests_millions:g}M requests, "
-        f"{usage.log_gib:g} GiB logs; see infra/cost.py)"
+        f"{usage.log_gib:g} GiB logs; see tools/cost.py)"
     )
     print(render(items, title))
     print(serving_summary(plan, usage, items))
@@ -587,8 +538,6 @@ def main(argv: list[str] | None = None) -> int:
 def serving_summary(plan: Mapping[str, Any], usage: Usage, items: list[LineItem]) -> str:
     """The model pool at the expected peak, from the measured per-pod throughput, and the cost
     of a million moderated texts (one text per request)."""
-    from infra.capacity import MEASURED, PEAK_TO_MEAN, serving_plan  # capacity imports this module
-
     sized = serving_plan(plan, usage.requests_millions)
     low, high = (
         sum(getattr(i, end) for i in items) / usage.requests_millions for end in ("low", "high")

@@ -2,7 +2,7 @@
 
 Each rule is a plain function from a resource's inputs (camelCase, as the engine sends them) to
 the violations it finds, so the same logic runs in the pack (`pulumi preview --policy-pack
-infra/policy`) and in tests on the offline plan (`build/plan/<stack>.json`).
+policy`) and in tests on the offline plan (`build/plan/<stack>.json`).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ tests/infra/test_cluster_security.py checks the whole plan.)"""
 
 from __future__ import annotations
 
-from infra.plan import MOCK_PROJECT_NUMBER
-from tests.infra.conftest import stack_config
+from tests.infra.plans import stack_config
+from tools.plan import MOCK_PROJECT_NUMBER
 
 BUDGET = "gcp:billing/budget:Budget"
 

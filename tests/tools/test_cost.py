@@ -1,4 +1,4 @@
-"""`python -m infra.cost`: prices from the table applied to what a plan declares."""
+"""`python -m tools.cost`: prices from the table applied to what a plan declares."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import cost
+from infra.machines import FAMILIES, GPU_TYPES
+from tools import cost
 
 ROOT = Path(__file__).resolve().parents[2]
 HOURS = cost.HOURS_PER_MONTH
@@ -117,6 +118,19 @@ def test_region_factor_scales_compute() -> None:
     us = _item(cost.estimate(_plan("us-central1-a", _pool("e2-standard-2", 1, 1)), USAGE), "nodes")
     eu = _item(cost.estimate(_plan("europe-west1-b", _pool("e2-standard-2", 1, 1)), USAGE), "nodes")
     assert eu.low == pytest.approx(us.low * cost.REGION_FACTORS["europe-west1"])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_of_the_machine_table_has_a_price(family: str) -> None:
+    """Config validation accepts exactly the machine table's families: each must be priceable."""
+    shape = next(iter(FAMILIES[family].memory_per_vcpu))
+    pool = _pool(f"{family}-{shape}-8", 1, 1)
+    assert _item(cost.estimate(_plan("us-central1-a", pool), USAGE), "nodes").low > 0
+
+
+@pytest.mark.parametrize("gpu", sorted(GPU_TYPES))
+def test_every_gpu_of_the_machine_table_has_a_price(gpu: str) -> None:
+    assert cost.GPU_HOURLY[gpu] > 0
 
 
 @pytest.mark.parametrize(
@@ -277,7 +291,7 @@ def test_real_plans_are_priced_and_prod_costs_more_than_dev(plans: dict, tmp_pat
         path = tmp_path / f"{stack}.json"
         path.write_text(json.dumps(plan))
         result = subprocess.run(
-            [sys.executable, "-m", "infra.cost", "--stack", stack, "--plan", str(path)],
+            [sys.executable, "-m", "tools.cost", "--stack", stack, "--plan", str(path)],
             cwd=ROOT,
             capture_output=True,
             text=True,

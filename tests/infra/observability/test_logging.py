@@ -8,7 +8,7 @@ import re
 import pytest
 
 from infra.observability.logs import PROBE_PATHS
-from tests.infra.conftest import stack_config
+from tests.infra.plans import stack_config
 
 SINK = "gcp:logging/projectSink:ProjectSink"
 DAY_S = 86_400

@@ -1,4 +1,6 @@
-"""Plans of the Pulumi program, built once per test session by the real plan tool (`infra.plan`).
+"""Plans of the Pulumi program, built once per test session by the real plan tool (`tools.plan`),
+and the helpers to read them: shared by tests/infra, tests/tools and tests/policy (tests/conftest.py
+registers the fixtures once for the session).
 
 Each plan runs in its own process, exactly as `make plan STACK=<stack>` does, so no Pulumi runtime
 state leaks between stacks or into other tests.
@@ -19,6 +21,8 @@ import yaml
 from infra.config import secret_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
+"""JSON Schemas of the custom resources (Gateway API, GKE policies, Managed Prometheus)."""
 STACKS = ("dev", "prod")
 # API groups the Kubernetes API server itself serves (no CRD needed): "" / "core" is the core
 # group, as an object's apiVersion and as a Pulumi type token spell it.
@@ -100,7 +104,7 @@ class Plan(dict):
 
 
 def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "infra.plan", "--stack", stack, "--output", str(output)]
+    command = [sys.executable, "-m", "tools.plan", "--stack", stack, "--output", str(output)]
     command += ["--options", str(output.with_suffix(".options.json"))]
     if stack_file is not None:
         command += ["--stack-file", str(stack_file)]

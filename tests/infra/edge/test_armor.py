@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
+from infra.config import ArmorConfig, RateLimitConfig
 from infra.edge.armor import (
     DEFAULT_RULE_PRIORITY,
     MAX_RANGES_PER_RULE,
     MAX_SUBEXPRESSIONS,
     ArmorPolicyArgs,
-    RateLimit,
     per_backend_count,
     security_policy_rules,
 )
-from tests.infra.conftest import Plan, stack_config
+from tests.infra.plans import Plan, stack_config
 
 SECURITY_POLICY = "gcp:compute/securityPolicy:SecurityPolicy"
 MODERATION_BODY_GUARD = "!(request.method == 'POST' && (request.path == '/v1/moderations'))"
@@ -109,13 +109,10 @@ def test_rules_run_deny_lists_then_waf_then_limits_then_default_allow(plan: Plan
     assert default["match"]["config"]["srcIpRanges"] == ["*"]
 
 
-def _args(**overrides: Any) -> ArmorPolicyArgs:
-    base: dict[str, Any] = {
-        "policy_name": "test",
-        "per_ip": RateLimit(10, 60),
-        "labels": {},
-    }
-    return ArmorPolicyArgs(**{**base, **overrides})
+def _args(**armor: Any) -> ArmorPolicyArgs:
+    """A policy for an `edge.armor` section with a 10-a-minute limit and these settings."""
+    config = ArmorConfig(per_ip=RateLimitConfig(count=10, interval_sec=60), **armor)
+    return ArmorPolicyArgs(config=config, policy_name="test", labels={})
 
 
 @pytest.mark.parametrize("count", [0, 1, MAX_RANGES_PER_RULE, MAX_RANGES_PER_RULE * 2 + 3])
@@ -157,4 +154,4 @@ def test_a_running_canary_splits_the_per_ip_limit_between_the_tracks(plan_varian
     threshold = _rate_limited(canary, "IP")["rateLimitOptions"]["rateLimitThreshold"]
     assert len(canary.of_type("kubernetes:apps/v1:Deployment")) >= 3
     assert threshold["count"] * 2 <= limit
-    assert threshold["count"] == per_backend_count(RateLimit(limit, 60), 2)
+    assert threshold["count"] == per_backend_count(RateLimitConfig(count=limit), 2)

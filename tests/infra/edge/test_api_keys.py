@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from infra.config import secret_settings
-from tests.infra.conftest import ROOT, STACKS, Plan
+from tests.infra.plans import ROOT, STACKS, Plan
 
 SECRET_VERSION = "gcp:secretmanager/secretVersion:SecretVersion"
 PROVIDER_CLASS = "kubernetes:secrets-store.csi.x-k8s.io/v1:SecretProviderClass"

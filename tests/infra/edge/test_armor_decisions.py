@@ -18,9 +18,10 @@ import celpy
 import pytest
 from celpy import celtypes
 
-from infra.edge.armor import ArmorPolicyArgs, RateLimit, security_policy_rules
-from tests.infra.conftest import Plan
-from tests.infra.test_edge_armor import MODERATION_BODY_GUARD
+from infra.config import ArmorConfig, RateLimitConfig
+from infra.edge.armor import ArmorPolicyArgs, security_policy_rules
+from tests.infra.edge.test_armor import MODERATION_BODY_GUARD
+from tests.infra.plans import Plan
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,8 @@ def test_every_clean_request_is_counted_per_ip_whatever_key_it_shows(plan: Plan)
 
 def _rules_with(**lists: list[str]) -> list[dict[str, Any]]:
     """The policy for deny lists the committed stacks leave empty, in the plan's camelCase."""
-    args = ArmorPolicyArgs(
-        policy_name="test",
-        per_ip=RateLimit(10, 60),
-        labels={},
-        **lists,
-    )
+    config = ArmorConfig(per_ip=RateLimitConfig(count=10, interval_sec=60), **lists)
+    args = ArmorPolicyArgs(config=config, policy_name="test", labels={})
 
     def to_plan_form(rule: Any) -> dict[str, Any]:
         match = rule.match
