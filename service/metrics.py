@@ -47,7 +47,8 @@ FLAGGED = bentoml.metrics.Counter(
 )
 INPUT_CHARS = bentoml.metrics.Histogram(
     name="moderation_input_chars",
-    documentation="Length of each input text in characters, by model.",
+    documentation="Characters of each text as it reaches the model (normalised, cut to the "
+    "per-text limit), by model.",
     labelnames=["model"],
     buckets=(16, 64, 256, 1024, 4096, 16384, 65536),
 )

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from service.auth import hash_key
+from tests.fixtures.http import assert_openai_error
 from tests.fixtures.servers import API_KEYS, RunningServer, server_env, serving
-from tests.service.test_api import assert_openai_error
 
 pytestmark = pytest.mark.slow
 

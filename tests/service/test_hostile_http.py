@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from service.auth import hash_key
+from tests.fixtures.http import metric_samples, metric_value
 from tests.fixtures.servers import API_KEYS, RunningServer, server_env, serving
-from tests.service.test_api import metric_samples, metric_value
 
 pytestmark = pytest.mark.slow
 
