@@ -39,17 +39,31 @@ $(CHECKOV_VENV)/.installed: requirements/checkov.txt
 
 checkov: $(CHECKOV_VENV)/.installed
 
+# `bentoml serve` empties BENTOML_HOME/prometheus_multiproc_dir as it starts and reports what
+# it finds there, so each local server gets a home of its own (per port) over the shared model and
+# Bento stores: two servers never wipe or report each other's metrics.
+SERVE_HOME := $(CURDIR)/build/serve/$(PORT)
+define serve_home
+mkdir -p "$(SERVE_HOME)" "$(BENTOML_HOME)/models" "$(BENTOML_HOME)/bentos"
+ln -sfn "$(BENTOML_HOME)/models" "$(SERVE_HOME)/models"
+ln -sfn "$(BENTOML_HOME)/bentos" "$(SERVE_HOME)/bentos"
+endef
+
 ## serve: run the moderation API locally on $(PORT), auth disabled, offline default model.
 serve: venv
 	$(PY) -m tools.store ensure-default
+	$(serve_home)
 	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1); MODERATION_API_KEY=<key> make serve-with-keys requires them."
-	MODERATION_AUTH_DISABLED=1 $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+	MODERATION_AUTH_DISABLED=1 BENTOML_HOME="$(SERVE_HOME)" \
+	  $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
 ## serve-with-keys: like serve, with API keys required as when deployed:
 ## MODERATION_API_KEY=<key> make serve-with-keys (the key is hashed here, never stored), or with
-## MODERATION_API_KEY_HASHES / MODERATION_API_KEY_HASHES_FILE already set.
+## MODERATION_API_KEY_HASHES / MODERATION_API_KEY_HASHES_FILE already set. The key itself is
+## removed from the server's environment (readable in /proc/<pid>/environ).
 serve-with-keys: venv
 	$(PY) -m tools.store ensure-default
+	$(serve_home)
 	@if [ -n "$$MODERATION_API_KEY" ]; then \
 	  MODERATION_API_KEY_HASHES=$$(printf %s "$$MODERATION_API_KEY" | $(PY) -m service.auth) || exit 2; \
 	  export MODERATION_API_KEY_HASHES; \
@@ -58,7 +72,8 @@ serve-with-keys: venv
 	  exit 2; \
 	fi; \
 	echo "make serve-with-keys: API keys REQUIRED (Authorization: Bearer <key>)."; \
-	exec $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+	exec env -u MODERATION_API_KEY BENTOML_HOME="$(SERVE_HOME)" \
+	  $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
 ## test: lint, format check, the docs build (strict: broken links fail) and the whole test suite.
 test: venv checkov lint docs

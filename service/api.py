@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api_docs import API_INFO, ApiDocs
+from service.api_docs import API_INFO, DOCS_PATH, DOCS_POLICY, ApiDocs
 from service.auth import bearer_token, configured_api_keys
 from service.deadline import Deadline
 from service.metrics import REQUEST_DURATION, REQUESTS, exposition
@@ -52,12 +52,13 @@ METRICS_PATH = "/metrics"
 # worker thread, one at a time, so that they cannot hold up other requests for long.
 INLINE_PARSE_BYTES = 16 * 1024
 # On every response (OWASP REST Security cheat sheet): API answers are not to be sniffed, cached,
-# framed or sent on as referrers.
+# framed or sent on as referrers, nor run as a page (no content of any kind may load from them).
+# The docs page has a policy of its own (service/api_docs.py).
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Strict-Transport-Security": "max-age=31536000",
@@ -66,10 +67,15 @@ _SECURITY = {name.lower().encode() for name in SECURITY_HEADERS}
 _SECURITY_HEADER_ITEMS = [
     (name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()
 ]
+_DOCS_SECURITY_HEADER_ITEMS = [
+    (name.encode(), value.encode())
+    for name, value in {**SECURITY_HEADERS, "Content-Security-Policy": DOCS_POLICY}.items()
+]
 
 # What handlers may put in the request state for the log line; nothing else gets logged.
 LOGGED_FACTS = (
     "request_id",
+    "client_request_id",
     "api_key_id",
     "model",
     "model_tag",
@@ -224,14 +230,18 @@ def state(scope: Scope) -> dict[str, Any]:
 
 
 class RequestId(HttpMiddleware):
-    """Echo X-Request-ID when the client sent a sane one, else make one; on every response."""
+    """A request id of the server's own on every response and log line; a sane X-Request-ID the
+    client sent is logged beside it as `client_request_id`, never in its place (clients could
+    otherwise forge or collide the ids an operator searches by)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"")
-        request_id = sent.decode("latin-1")
-        if not (0 < len(request_id) <= MAX_REQUEST_ID_LENGTH and request_id.isprintable()):
-            request_id = uuid.uuid4().hex
-        state(scope)["request_id"] = request_id
+        client_id = sent.decode("latin-1")
+        request_id = uuid.uuid4().hex
+        facts = state(scope)
+        facts["request_id"] = request_id
+        if 0 < len(client_id) <= MAX_REQUEST_ID_LENGTH and client_id.isprintable():
+            facts["client_request_id"] = client_id
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -455,12 +465,16 @@ class HardenedResponses(HttpMiddleware):
     (relative ones, like / -> /docs, stay)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        security = (
+            _DOCS_SECURITY_HEADER_ITEMS if scope["path"] == DOCS_PATH else _SECURITY_HEADER_ITEMS
+        )
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [
                     item for item in message.get("headers", []) if item[0].lower() not in _SECURITY
                 ]
-                message = {**message, "headers": kept + _SECURITY_HEADER_ITEMS}
+                message = {**message, "headers": kept + security}
             await send(message)
 
         redirect = False

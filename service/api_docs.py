@@ -14,17 +14,34 @@ from pathlib import Path
 import bentoml._internal.server as bentoml_server
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service.middleware import HttpMiddleware
+from service.schemas import ErrorBody, ErrorDetail
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = f"{DOCS_PATH}/assets"
 OPENAPI_PATH = "/docs.json"
 SWAGGER_UI_FILES = Path(bentoml_server.__file__).parent / "static_content"
 SWAGGER_UI_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
+# The page's Content-Security-Policy: scripts, styles and the spec from this server only (Swagger
+# UI sets inline styles and data: images, nothing else inline), no forms, no base, no framing.
+DOCS_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+# BentoML's own docs page assets and schema: this service serves its own (/docs, /docs.json).
+HIDDEN_BENTOML_PREFIX = "/static_content/"
+HIDDEN_BENTOML_PATHS = frozenset({"/schema.json"})
 
 API_INFO = {
     "title": "Moderation API",
@@ -98,10 +115,24 @@ _PATHS = frozenset(route.path for route in _DOCS_APP.routes)
 
 
 class ApiDocs(HttpMiddleware):
-    """ASGI middleware: answers the docs paths itself, ahead of BentoML's own index page."""
+    """ASGI middleware: answers the docs paths itself, ahead of BentoML's own index page, and
+    BentoML's own docs assets and schema with a 404."""
 
     def applies_to(self, scope: Scope) -> bool:
-        return scope["path"] in _PATHS and scope["method"] in ("GET", "HEAD")
+        path = scope["path"]
+        return (
+            (path in _PATHS and scope["method"] in ("GET", "HEAD"))
+            or path.startswith(HIDDEN_BENTOML_PREFIX)
+            or path in HIDDEN_BENTOML_PATHS
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _DOCS_APP(scope, receive, send)
+        if scope["path"] in _PATHS:
+            await _DOCS_APP(scope, receive, send)
+            return
+        error = ErrorDetail(
+            message="Not found.", type="invalid_request_error", param=None, code=None
+        )
+        await JSONResponse(ErrorBody(error=error).model_dump(), status_code=404)(
+            scope, receive, send
+        )

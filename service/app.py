@@ -34,6 +34,7 @@ from service.metrics import REQUESTS_IN_FLIGHT
 from service.moderation import LoadedModels, Moderator, NotReady
 from service.rate_limit import KeyRateLimiter, retry_after
 from service.release import bento_tag
+from service.request_log import bounded
 from service.schemas import (
     ErrorBody,
     ModelList,
@@ -60,6 +61,8 @@ install_strict_http(SETTINGS.header_timeout_s)
 # Retry-After (seconds) when the queue is full, and while the models are not loaded.
 RETRY_BUSY_S = 1
 RETRY_UNAVAILABLE_S = 5
+# Characters of a client's value that an error message repeats.
+MAX_REFLECTED_CHARS = 64
 # BentoML's own request timeout, a backstop behind ours (it would answer 504 without our body).
 BENTOML_TIMEOUT_MARGIN_S = 5
 
@@ -209,8 +212,12 @@ class _Moderation:
     def _model(self, name: str | None) -> ModelSpec:
         spec = self.moderator.find(name)
         if spec is None:
+            # Named in part: the whole value could be megabytes, sent back to the client.
             raise ApiError(
-                404, f"The model `{name}` does not exist.", param="model", code="model_not_found"
+                404,
+                f"The model `{bounded(name or '', MAX_REFLECTED_CHARS)}` does not exist.",
+                param="model",
+                code="model_not_found",
             )
         return spec
 

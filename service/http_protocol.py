@@ -12,6 +12,9 @@ and `make serve` have no edge in front).
 - Framing: Content-Length with Transfer-Encoding, and Transfer-Encoding in HTTP/1.0, are refused
   (400; RFC 9112 section 6.1: a front end and this server could disagree on where the next
   request starts); HTTP versions other than 1.0 and 1.1 get 505.
+- X-Forwarded-For and X-Forwarded-Proto are trusted from no peer unless FORWARDED_ALLOW_IPS
+  (uvicorn's own setting) names it: uvicorn trusts loopback peers by default, so any local
+  process could set the client address the log records.
 - A WebSocket upgrade is answered as plain HTTP by the app (the API has no WebSocket route, and
   RFC 9110 section 7.8 lets a server ignore Upgrade), so it gets the app's headers and log line.
 
@@ -30,6 +33,7 @@ import asyncio
 import http
 import json
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -232,5 +236,6 @@ def install(header_timeout_s: float) -> None:
     """Make StrictH11Protocol the protocol of every uvicorn server this process starts."""
     global _header_timeout_s
     _header_timeout_s = header_timeout_s
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")  # read when BentoML builds uvicorn's Config
     HTTP_PROTOCOLS["auto"] = f"{__name__}:{StrictH11Protocol.__name__}"
     logging.getLogger("uvicorn.error").addFilter(_DropAnsweredWarnings())

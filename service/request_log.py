@@ -76,7 +76,14 @@ def log_request(
     response_bytes: int,
     facts: dict[str, Any],
 ) -> None:
-    """Write the line; `facts` holds what the handler learned (never the texts themselves)."""
+    """Write the line; `facts` holds what the handler learned (never the texts themselves).
+
+    Client errors (4xx) are sampled per status under a flood, like refusals (REFUSED_LINES_PER_S):
+    a keyless client must not buy a log line for each request it sends.
+    """
+    left_out = _refusals.admit(f"status {status}") if 400 <= status < 500 else 0
+    if left_out is None:
+        return
     method, path = bounded(method, 16), bounded(path)
     request_size = headers.get("content-length", "0")
     if not (request_size.isascii() and request_size.isdecimal() and len(request_size) <= 20):
@@ -98,6 +105,8 @@ def log_request(
         **facts,
         "latency_ms": round(latency_s * 1000, 3),
     }
+    if left_out:
+        entry["left_out"] = left_out
     _logger.info(json.dumps(entry, ensure_ascii=True, separators=(",", ":")))
 
 

@@ -142,12 +142,19 @@ def test_models_lists_every_loaded_model_with_its_tag_and_the_default(
 # --- headers, health, docs, metrics -------------------------------------------------------------
 
 
-def test_request_id_is_echoed_or_generated_on_every_response(server: RunningServer) -> None:
+def test_the_server_issues_its_own_request_id_and_logs_the_clients_beside_it(
+    server: RunningServer,
+) -> None:
+    """A client-chosen X-Request-ID was echoed and logged as the request id, so clients could
+    forge or collide the ids an operator searches by (issue 20, finding 10)."""
+    client_id = f"client-{uuid.uuid4().hex}"
     with server.client() as client:
-        echoed = client.post(
-            "/v1/moderations", json={"input": "x"}, headers={"X-Request-ID": "abc-1"}
+        sent = client.post(
+            "/v1/moderations", json={"input": "x"}, headers={"X-Request-ID": client_id}
         )
-        assert echoed.headers["X-Request-ID"] == "abc-1"
+        assert len(sent.headers["X-Request-ID"]) == 32 and sent.headers["X-Request-ID"] != client_id
+        entry = log_entry(server, client_id)
+        assert entry["request_id"] == sent.headers["X-Request-ID"]
         for response in (
             client.post("/v1/moderations", json={"input": "x"}),
             client.post("/v1/moderations", content=b"{"),
@@ -157,9 +164,10 @@ def test_request_id_is_echoed_or_generated_on_every_response(server: RunningServ
             assert len(response.headers["X-Request-ID"]) == 32
         first, second = (client.get("/v1/models").headers["X-Request-ID"] for _ in range(2))
         assert first != second
-        for unusable in ("x" * 129, "bad\tid"):  # too long, not printable: replaced
-            response = client.get("/livez", headers={"X-Request-ID": unusable})
+        for unusable in ("x" * 129, "bad\tid"):  # too long, not printable: not logged
+            response = client.get("/v1/models", headers={"X-Request-ID": unusable})
             assert len(response.headers["X-Request-ID"]) == 32
+            assert unusable not in server.logs()
 
 
 def test_health_endpoints_answer_without_an_api_key(server: RunningServer) -> None:
@@ -350,15 +358,16 @@ def test_any_unicode_text_gets_a_well_formed_result(
 # --- logs ---------------------------------------------------------------------------------------
 
 
-def log_entry(server: RunningServer, request_id: str) -> dict:
-    """The JSON log line of one request (the server flushes each line as it is written)."""
+def log_entry(server: RunningServer, client_request_id: str) -> dict:
+    """The JSON log line of the request the client sent with X-Request-ID `client_request_id`
+    (the server flushes each line as it is written)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for line in server.logs().splitlines():
-            if line.startswith("{") and f'"request_id":"{request_id}"' in line:
+            if line.startswith("{") and f'"client_request_id":"{client_request_id}"' in line:
                 return json.loads(line)
         time.sleep(0.1)
-    raise AssertionError(f"no log line for request {request_id}")
+    raise AssertionError(f"no log line for request {client_request_id}")
 
 
 def test_one_structured_log_line_per_request_in_cloud_logging_shape(server: RunningServer) -> None:

@@ -1,0 +1,90 @@
+"""What the server says and serves to a hostile client (issue 20, findings 9 and 10), against the
+session's real `bentoml serve`: no value reflected in full, no page without a content policy,
+none of BentoML's own docs files, no client-chosen address in the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from tests.fixtures.http import assert_openai_error
+from tests.fixtures.servers import RunningServer
+
+pytestmark = pytest.mark.slow
+
+
+def _log_line(server: RunningServer, request_id: str) -> dict:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in server.logs().splitlines():
+            if line.startswith("{") and f'"request_id":"{request_id}"' in line:
+                return json.loads(line)
+        time.sleep(0.1)
+    raise AssertionError(f"no log line for {request_id}")
+
+
+def test_an_unknown_model_name_is_not_sent_back_in_full(server: RunningServer) -> None:
+    """Finding 9: a 1.9 MB `model` came back in a 1.9 MB 404 body."""
+    name = "m" * 60_000
+    with server.client() as client:
+        response = client.post("/v1/moderations", json={"input": "hello", "model": name})
+    error = assert_openai_error(response, 404, param="model")
+    assert len(response.content) < 1_000
+    assert error["message"].startswith("The model `mmm")
+
+
+def test_the_docs_page_has_a_content_policy_that_loads_only_from_this_server(
+    server: RunningServer,
+) -> None:
+    """Finding 10: /docs had only `frame-ancestors` in its Content-Security-Policy."""
+    with server.client() as client:
+        docs = client.get("/docs")
+        answer = client.get("/v1/models")
+    assert docs.status_code == 200
+    policy = {
+        directive.split()[0]: directive.split()[1:]
+        for directive in docs.headers["Content-Security-Policy"].split(";")
+    }
+    assert policy["default-src"] == ["'none'"]
+    assert policy["script-src"] == ["'self'"] and policy["connect-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("path", ["/static_content/swagger-ui.css", "/schema.json"])
+def test_bentomls_own_docs_files_are_not_served(server: RunningServer, path: str) -> None:
+    """Finding 10: BentoML's docs assets and schema were served beside the service's own."""
+    with server.client(api_key=None) as client:
+        response = client.get(path)
+    assert_openai_error(response, 404)
+
+
+def test_x_forwarded_for_from_a_local_peer_is_not_taken_as_the_client_address(
+    server: RunningServer,
+) -> None:
+    """Finding 10: uvicorn trusts X-Forwarded-For from loopback peers, so any local process
+    chose the `remoteIp` of its log lines."""
+    with server.client() as client:
+        response = client.get(
+            "/v1/models", headers={"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "xff"}
+        )
+    entry = _log_line(server, response.headers["X-Request-ID"])
+    assert entry["httpRequest"]["remoteIp"] == "127.0.0.1"
+
+
+def test_a_flood_of_keyless_requests_does_not_buy_a_log_line_each(server: RunningServer) -> None:
+    """Finding 6: each keyless 401 cost a log line; beyond 10 a second they are counted."""
+    marker = uuid.uuid4().hex
+    started = time.monotonic()
+    with server.client(api_key=None) as client:
+        for _ in range(60):
+            assert client.get(f"/v1/{marker}").status_code == 401
+    elapsed_s = time.monotonic() - started
+    time.sleep(0.5)
+    logged = [json.loads(line) for line in server.logs().splitlines() if marker in line]
+    assert len(logged) <= 10 * (int(elapsed_s) + 2)
+    assert len(logged) < 60
