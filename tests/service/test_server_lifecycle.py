@@ -9,6 +9,7 @@ from pathlib import Path
 
 import bentoml
 import httpx
+import psutil
 import pytest
 import yaml
 
@@ -23,6 +24,7 @@ from bench.servers import (
 from service.auth import hash_key
 from service.backends import SKLEARN_PIPELINE_FILE
 from tests.fixtures.catalog import StoredModels, catalog_document
+from tests.fixtures.http import metric_samples, metric_value
 from tests.fixtures.servers import RunningServer, server_env
 
 pytestmark = pytest.mark.slow
@@ -183,6 +185,9 @@ def test_make_serve_with_keys_serves_with_the_given_key_required(
         assert httpx.get(f"{base_url}/v1/models", headers=headers, timeout=30).status_code == 200
         wrong = {"Authorization": "Bearer another-key"}
         assert httpx.get(f"{base_url}/v1/models", headers=wrong, timeout=30).status_code == 401
+        # Issue 20: the key stayed in the server's environment (/proc/<pid>/environ).
+        served_by = psutil.Process(process.pid).children(recursive=True)
+        assert served_by and all("MODERATION_API_KEY" not in p.environ() for p in served_by)
     finally:
         stop_server(process)
     assert key not in log_path.read_text()  # hashed before the server sees it, never echoed
@@ -198,3 +203,27 @@ def test_make_serve_with_keys_without_a_key_says_how_to_give_one(
     finally:
         stop_server(process)
     assert "make serve-with-keys: set MODERATION_API_KEY=<key>" in log_path.read_text()
+
+
+def test_two_local_servers_keep_their_metrics_apart(catalog_file: Path, tmp_path: Path) -> None:
+    """Issue 20: `make serve` on two ports shared $BENTOML_HOME/prometheus_multiproc_dir, so each
+    reported the other's counts (and the second wiped the first's as it started)."""
+    ports = (free_port(), free_port())
+    env = server_env(catalog_file)
+    processes = [
+        _make("serve", env, tmp_path / f"make-{port}.log", f"PORT={port}") for port in ports
+    ]
+    try:
+        first, second = (f"http://127.0.0.1:{port}" for port in ports)
+        for process, base_url, port in zip(processes, (first, second), ports, strict=True):
+            wait_until_ready(process, base_url, tmp_path / f"make-{port}.log")
+        for _ in range(3):
+            answer = httpx.post(f"{first}/v1/moderations", json={"input": "hi"}, timeout=30)
+            assert answer.status_code == 200
+        counts = [
+            metric_value(metric_samples(httpx.Client(base_url=url)), "moderation_requests_total")
+            for url in (first, second)
+        ]
+    finally:
+        stop_server(*processes)
+    assert counts == [3, 0]
