@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
+# Local servers listen on loopback only (auth is off for `make serve`); SERVE_HOST=0.0.0.0 to share one.
+SERVE_HOST ?= 127.0.0.1
 STACK ?= dev
 export BENTOML_HOME ?= $(HOME)/bentoml
 # BentoML would otherwise post usage statistics from build and serve: no network side effects.
@@ -55,7 +57,7 @@ serve: venv
 	$(serve_home)
 	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1); MODERATION_API_KEY=<key> make serve-with-keys requires them."
 	MODERATION_AUTH_DISABLED=1 BENTOML_HOME="$(SERVE_HOME)" \
-	  $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+	  $(VENV)/bin/bentoml serve service.app:Moderation --host $(SERVE_HOST) --port $(PORT)
 
 ## serve-with-keys: like serve, with API keys required as when deployed:
 ## MODERATION_API_KEY=<key> make serve-with-keys (the key is hashed here, never stored), or with
@@ -73,7 +75,7 @@ serve-with-keys: venv
 	fi; \
 	echo "make serve-with-keys: API keys REQUIRED (Authorization: Bearer <key>)."; \
 	exec env -u MODERATION_API_KEY BENTOML_HOME="$(SERVE_HOME)" \
-	  $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
+	  $(VENV)/bin/bentoml serve service.app:Moderation --host $(SERVE_HOST) --port $(PORT)
 
 ## test: lint, format check, the docs build (strict: broken links fail) and the whole test suite.
 test: venv checkov lint docs

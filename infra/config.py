@@ -310,10 +310,14 @@ class QueueConfig(_Section):
 class KeyRateLimitConfig(_Section):
     """The service's own per-API-key limit, the authoritative one (docs/security.md): counted on
     the key's id after the header is parsed, so every spelling of one key shares a bucket. Each pod
-    admits `requestsPerMinute` a minute per key, `burst` at once; then 429 with Retry-After."""
+    admits `requestsPerMinute` a minute per key, `burst` at once, and `charactersPerMinute` of text
+    as it reaches the model (the work, which requests alone do not bound: 0 = none); then 429
+    with Retry-After."""
 
     requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)]
     burst: Annotated[int, Field(ge=1, le=100_000)] = 20
+    # About 50 texts of the 20,000-character maximum a minute, per pod.
+    characters_per_minute: Annotated[int, Field(ge=0, le=1_000_000_000)] = 1_000_000
 
 
 class WorkloadConfig(_Section):

@@ -244,6 +244,10 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
             value=str(config.key_rate_limit.requests_per_minute),
         ),
         EnvVarArgs(name="MODERATION_KEY_BURST", value=str(config.key_rate_limit.burst)),
+        EnvVarArgs(
+            name="MODERATION_KEY_CHARS_PER_MINUTE",
+            value=str(config.key_rate_limit.characters_per_minute),
+        ),
         # service/settings.py: the edge's timeout, and the queue bounds
         EnvVarArgs(
             name="MODERATION_REQUEST_TIMEOUT_S",

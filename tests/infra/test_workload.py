@@ -328,6 +328,7 @@ def test_the_per_key_rate_limit_comes_from_the_stack(plan: Plan) -> None:
         env = {item["name"]: item.get("value") for item in container["env"]}
         assert env["MODERATION_KEY_REQUESTS_PER_MINUTE"] == str(limit["requestsPerMinute"])
         assert env["MODERATION_KEY_BURST"] == str(limit["burst"])
+        assert env["MODERATION_KEY_CHARS_PER_MINUTE"] == str(limit["charactersPerMinute"])
 
 
 def test_inference_threads_are_the_whole_cores_the_pod_requests(plan: Plan) -> None:
