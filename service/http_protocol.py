@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -100,12 +101,12 @@ class _StrictConnection(h11.Connection):
     """h11's server side, checking each request head as it is parsed and keeping the last
     protocol error, which uvicorn drops before answering it."""
 
-    def __init__(self, on_head: Any) -> None:
+    def __init__(self, on_head: Callable[[], None]) -> None:
         super().__init__(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.on_head = on_head
         self.refusal: h11.RemoteProtocolError | None = None
 
-    def next_event(self) -> Any:
+    def next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
         try:
             event = super().next_event()
             if isinstance(event, h11.Request):
