@@ -118,14 +118,20 @@ class _StrictConnection(h11.Connection):
         return event
 
 
-def _reason(error: h11.RemoteProtocolError | None) -> str:
+# h11's own refusals, by the status it suggests: (reason, message).
+_H11_REFUSALS = {
+    431: ("head_too_large", f"The headers are larger than {MAX_HEAD_BYTES} bytes."),
+    501: ("transfer_encoding", "Only Transfer-Encoding: chunked is supported."),
+}
+_MALFORMED = ("malformed", "The request is not valid HTTP.")
+
+
+def _refusal(error: h11.RemoteProtocolError | None) -> tuple[int, str, str]:
+    """(status, reason, message) for a protocol error."""
     if isinstance(error, Refused):
-        return error.reason
-    if error is not None and error.error_status_hint == 431:
-        return "head_too_large"
-    if error is not None and error.error_status_hint == 501:
-        return "transfer_encoding"
-    return "malformed"
+        return error.error_status_hint, error.reason, str(error)
+    status = error.error_status_hint if error is not None else 400
+    return (status, *_H11_REFUSALS.get(status, _MALFORMED))
 
 
 class StrictH11Protocol(H11Protocol):
@@ -163,10 +169,7 @@ class StrictH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a protocol error: the status and reason of the error instead."""
-        error = self.conn.refusal
-        status = error.error_status_hint if error is not None else 400
-        message = str(error) if isinstance(error, Refused) else "The request is not valid HTTP."
-        self._refuse(status, _reason(error), message)
+        self._refuse(*_refusal(self.conn.refusal))
 
     def _head_received(self) -> None:
         """The app takes over: its body deadline (408) and request deadline (504) apply."""
