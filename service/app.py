@@ -34,7 +34,7 @@ from service.metrics import REQUESTS_IN_FLIGHT
 from service.moderation import LoadedModels, Moderator, NotReady
 from service.rate_limit import KeyRateLimiter, retry_after
 from service.release import bento_tag
-from service.request_log import bounded
+from service.request_log import bounded, limit_client_error_lines
 from service.schemas import (
     ErrorBody,
     ModelList,
@@ -58,6 +58,7 @@ SETTINGS = Settings.from_env()
 CATALOG = load_catalog()
 api = create_app(SETTINGS)
 install_strict_http(SETTINGS.header_timeout_s)
+limit_client_error_lines(SETTINGS.client_error_lines_per_s)
 # Retry-After (seconds) when the queue is full, and while the models are not loaded.
 RETRY_BUSY_S = 1
 RETRY_UNAVAILABLE_S = 5

@@ -78,7 +78,7 @@ def log_request(
 ) -> None:
     """Write the line; `facts` holds what the handler learned (never the texts themselves).
 
-    Client errors (4xx) are sampled per status under a flood, like refusals (REFUSED_LINES_PER_S):
+    Client errors (4xx) are sampled per status under a flood, like refusals (`_refusals`):
     a keyless client must not buy a log line for each request it sends.
     """
     left_out = _refusals.admit(f"status {status}") if 400 <= status < 500 else 0
@@ -117,9 +117,10 @@ def log_event(severity_name: str, message: str, **fields: Any) -> None:
 
 
 class _Sampler:
-    """Up to REFUSED_LINES_PER_S lines per reason each second; counts the ones left out."""
+    """Up to `lines_per_s` lines per reason each second; counts the ones left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines_per_s: int) -> None:
+        self.lines_per_s = lines_per_s
         self._second: dict[str, int] = {}
         self._written: dict[str, int] = {}
         self._left_out: dict[str, int] = {}
@@ -129,14 +130,19 @@ class _Sampler:
         second = int(time.monotonic())
         if self._second.get(reason) != second:
             self._second[reason], self._written[reason] = second, 0
-        if self._written[reason] >= REFUSED_LINES_PER_S:
+        if self._written[reason] >= self.lines_per_s:
             self._left_out[reason] = self._left_out.get(reason, 0) + 1
             return None
         self._written[reason] += 1
         return self._left_out.pop(reason, 0)
 
 
-_refusals = _Sampler()
+_refusals = _Sampler(REFUSED_LINES_PER_S)
+
+
+def limit_client_error_lines(lines_per_s: int) -> None:
+    """The sampling rate of 4xx and refusal lines (MODERATION_CLIENT_ERROR_LINES_PER_S)."""
+    _refusals.lines_per_s = lines_per_s
 
 
 def log_refused(*, reason: str, status: int, client_ip: str | None, **fields: Any) -> None:

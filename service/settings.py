@@ -33,6 +33,7 @@ _NUMBERS = (
     "key_burst",
     "key_chars_per_minute",
     "header_timeout_s",
+    "client_error_lines_per_s",
 )
 
 
@@ -79,6 +80,12 @@ class Settings(BaseModel):
         le=300,
         description="Time to receive a request's line and headers, and the rest of a body the "
         "API did not read (then the connection is closed).",
+    )
+    client_error_lines_per_s: int = Field(
+        default=10,
+        ge=1,
+        description="JSON log lines a second per 4xx status or refusal reason; the lines past it "
+        "are counted in the next one's `left_out`.",
     )
     auth_disabled: bool = Field(default=False, description="Local development only.")
     api_key_hashes: tuple[str, ...] = Field(default=(), description="`sha256:<hex>` per key.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +255,18 @@ def test_a_websocket_upgrade_is_answered_like_any_request(strict: RunningServer)
     assert all(name in answer.headers for name in SECURITY_HEADERS)
     time.sleep(0.5)
     assert answer.headers["x-request-id"] in strict.logs()
+
+
+def test_a_flood_of_keyless_requests_does_not_buy_a_log_line_each(strict: RunningServer) -> None:
+    """Finding 6: each keyless 401 cost a log line; beyond 10 a second (the default of
+    MODERATION_CLIENT_ERROR_LINES_PER_S) they are counted."""
+    marker = uuid.uuid4().hex
+    started = time.monotonic()
+    with strict.client(api_key=None) as client:
+        for _ in range(60):
+            assert client.get(f"/v1/{marker}").status_code == 401
+    elapsed_s = time.monotonic() - started
+    time.sleep(0.5)
+    logged = [json.loads(line) for line in strict.logs().splitlines() if marker in line]
+    assert len(logged) <= 10 * (int(elapsed_s) + 2)
+    assert len(logged) < 60

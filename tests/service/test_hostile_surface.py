@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 
@@ -74,17 +73,3 @@ def test_x_forwarded_for_from_a_local_peer_is_not_taken_as_the_client_address(
         )
     entry = _log_line(server, response.headers["X-Request-ID"])
     assert entry["httpRequest"]["remoteIp"] == "127.0.0.1"
-
-
-def test_a_flood_of_keyless_requests_does_not_buy_a_log_line_each(server: RunningServer) -> None:
-    """Finding 6: each keyless 401 cost a log line; beyond 10 a second they are counted."""
-    marker = uuid.uuid4().hex
-    started = time.monotonic()
-    with server.client(api_key=None) as client:
-        for _ in range(60):
-            assert client.get(f"/v1/{marker}").status_code == 401
-    elapsed_s = time.monotonic() - started
-    time.sleep(0.5)
-    logged = [json.loads(line) for line in server.logs().splitlines() if marker in line]
-    assert len(logged) <= 10 * (int(elapsed_s) + 2)
-    assert len(logged) < 60
