@@ -18,9 +18,10 @@ import pulumi_gcp as gcp
 
 from infra.registry import Registry
 
-IMAGE_CONTEXTS = PurePosixPath("build/images")
-"""Where `make bento` exports image build contexts, relative to the project directory (where
-the Pulumi CLI runs the program)."""
+IMAGE_CONTEXTS = PurePosixPath("../build/images")
+"""Where `make bento` exports image build contexts (`build/images/` of the project), relative to
+the folder the engine runs the program from: `main` of Pulumi.yaml, this one (pulumi/pulumi
+`pkg/engine/project.go`). Relative, so that the image's inputs are the same on every machine."""
 DOCKERFILE = "env/docker/Dockerfile"
 """The Dockerfile's place in a Bento's build context, as BentoML writes it."""
 

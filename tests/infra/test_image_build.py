@@ -85,5 +85,8 @@ def test_each_track_builds_its_own_bento(canary_built: Plan) -> None:
 
 
 def test_make_bento_exports_the_context_where_the_program_builds_it() -> None:
-    """Both sides name one place: `build/images/<name>-<version>` under the project."""
-    assert REPO_ROOT / image_context("moderation:0.1.0") == IMAGE_CONTEXTS / "moderation-0.1.0"
+    """Both sides name one place: `build/images/<name>-<version>` under the project, which the
+    program names from `infra/`, the folder the engine runs it from."""
+    program_dir = REPO_ROOT / "infra"
+    context = (program_dir / image_context("moderation:0.1.0")).resolve()
+    assert context == IMAGE_CONTEXTS / "moderation-0.1.0"
