@@ -86,9 +86,9 @@ def unwaited_grants(plan: Plan) -> set[tuple[str, str]]:
         for grant_address, grant in grants.items():
             member = grant["inputs"].get("member", "")
             email = member.removeprefix("serviceAccount:")
-            if member.startswith("serviceAccount:") and f'"{email}"' in text:
-                if not _waits_through_a_sleep(plan, resource, grant_address):
-                    found.add((address, grant_address))
+            runs_as_grantee = member.startswith("serviceAccount:") and f'"{email}"' in text
+            if runs_as_grantee and not _waits_through_a_sleep(plan, resource, grant_address):
+                found.add((address, grant_address))
     return found
 
 
