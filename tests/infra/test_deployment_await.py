@@ -3,7 +3,9 @@ gives up after its default of 10 minutes, and the Deployment controller reports 
 `progressDeadlineSeconds` (default 600) pass without progress. A first dev pod waits for a spot
 node from zero, an image pull of several GB, its key file mount and a start-up allowed
 `workload.startupTimeoutSeconds`; a rolling update does that once per surge batch. Both limits
-must cover it (the engine's `customTimeouts`, recorded by the plan tool, and the spec's deadline).
+must cover it (the engine's `customTimeouts`, recorded by the plan tool, and the spec's deadline),
+computed here from the Deployment as planned (its start-up probe, `minReadySeconds`, surge, the
+HPA's minimum) and the waits before start-up that infra/workload.py estimates.
 """
 
 from __future__ import annotations
@@ -14,16 +16,10 @@ from typing import Any
 
 import pytest
 
+from infra.workload import IMAGE_PULL_SECONDS, KEY_FILE_MOUNT_SECONDS, NODE_FROM_ZERO_SECONDS
 from tests.infra.conftest import Plan
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-# Time before the start-up probe begins, estimates for a first pod (seconds): GKE's cluster
-# autoscaler adds a node in a few minutes (spot capacity can take longer), image streaming
-# starts the container before the multi-GB image is pulled in full, and the CSI driver retries
-# the key file mount until the secret grant has propagated.
-NODE_FROM_ZERO = 300
-IMAGE_PULL = 300
-KEY_FILE_MOUNT = 120
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
@@ -41,7 +37,8 @@ def first_pod_seconds(spec: dict[str, Any]) -> int:
     start_up = (
         probe.get("initialDelaySeconds", 0) + probe["failureThreshold"] * probe["periodSeconds"]
     )
-    return NODE_FROM_ZERO + IMAGE_PULL + KEY_FILE_MOUNT + start_up + spec.get("minReadySeconds", 0)
+    before_start_up = NODE_FROM_ZERO_SECONDS + IMAGE_PULL_SECONDS + KEY_FILE_MOUNT_SECONDS
+    return before_start_up + start_up + spec.get("minReadySeconds", 0)
 
 
 def _surge_batches(spec: dict[str, Any], replicas: int) -> int:
