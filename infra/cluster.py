@@ -134,6 +134,20 @@ class Cluster(pulumi.ComponentResource):
                     ),
                 )
             ],
+            # Control plane: the IP endpoint, reachable only from authorized networks; DNS-based
+            # access closed to users. GKE's DNS endpoint with IAM would replace the allow-list,
+            # dropping a network control the design keeps (docs/deploy.md, "Control plane
+            # access"). The API moved the IP endpoint's settings under `ipEndpointsConfig`,
+            # which pulumi-gcp 10.2 offers only `enabled` of, so the inputs below stay where
+            # the provider takes them (tests/infra/test_control_plane_endpoint.py).
+            control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
+                ip_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigIpEndpointsConfigArgs(
+                    enabled=True
+                ),
+                dns_endpoint_config=gcp.container.ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgs(
+                    allow_external_traffic=False
+                ),
+            ),
             # VPC-native, private nodes; control plane reachable only from authorized networks.
             network=args.network.network.id,
             subnetwork=args.network.subnet.id,
