@@ -61,13 +61,13 @@ cluster = Cluster(
         location=config.cluster_location,
         network=network,
         labels=labels,
+        registry=registry,
         allowed_image_patterns=[
             f"{registry.url}/**",
             *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
         ],
     ),
 )
-registry.grant_read("moderation-nodes-pull", cluster.node_service_account.member)
 node_pools = NodePools(
     "moderation",
     NodePoolsArgs(
@@ -212,7 +212,7 @@ alerting = Alerting(
         namespace=config.workload.namespace,
         public_host=config.edge.domains[0],
         settings=observed,
-        log_metrics=logs.log_metrics,
+        log_metrics_visible=[logs.log_metrics_visible],
         candidate_tracks=list(config.release.candidates),
     ),
 )
@@ -233,6 +233,7 @@ dashboard = ServiceDashboard(
         labels=labels,
         cluster_name=config.cluster.name,
         namespace=config.workload.namespace,
+        log_metrics_visible=[logs.log_metrics_visible],
     ),
 )
 ProjectBudget(
