@@ -41,7 +41,7 @@ checkov: $(CHECKOV_VENV)/.installed
 
 ## serve: run the moderation API locally on $(PORT), auth disabled, offline default model.
 serve: venv
-	$(PY) -m service.store ensure-default
+	$(PY) -m tools.store ensure-default
 	@echo "make serve: API keys are DISABLED for local development (MODERATION_AUTH_DISABLED=1); MODERATION_API_KEY=<key> make serve-with-keys requires them."
 	MODERATION_AUTH_DISABLED=1 $(VENV)/bin/bentoml serve service.app:Moderation --port $(PORT)
 
@@ -49,7 +49,7 @@ serve: venv
 ## MODERATION_API_KEY=<key> make serve-with-keys (the key is hashed here, never stored), or with
 ## MODERATION_API_KEY_HASHES / MODERATION_API_KEY_HASHES_FILE already set.
 serve-with-keys: venv
-	$(PY) -m service.store ensure-default
+	$(PY) -m tools.store ensure-default
 	@if [ -n "$$MODERATION_API_KEY" ]; then \
 	  MODERATION_API_KEY_HASHES=$$(printf %s "$$MODERATION_API_KEY" | $(PY) -m service.auth) || exit 2; \
 	  export MODERATION_API_KEY_HASHES; \
@@ -69,9 +69,11 @@ test: venv checkov lint docs
 docs: venv
 	$(VENV)/bin/mkdocs build --strict
 
+## lint: ruff, ruff's format check, and the import layers (pyproject.toml [tool.importlinter]).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(VENV)/bin/ruff format .
@@ -79,8 +81,8 @@ format: venv
 
 ## bento: build a versioned Bento offline; the last line printed is its tag.
 bento: venv
-	$(PY) -m service.store ensure-default
-	$(PY) -m service.build_bento
+	$(PY) -m tools.store ensure-default
+	$(PY) -m tools.build_bento
 
 ## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
 import-model: venv
@@ -88,13 +90,13 @@ import-model: venv
 	  echo "make import-model: SOURCE is required: a Hugging Face model id or a local model directory, e.g. make import-model SOURCE=KoalaAI/Text-Moderation REVISION=<commit> (docs/models.md)" >&2; \
 	  exit 2; \
 	fi
-	$(PY) -m service.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
+	$(PY) -m tools.store import --source "$(SOURCE)" $(if $(REVISION),--revision "$(REVISION)") $(if $(NAME),--name "$(NAME)")
 
 ## compare: BASELINE=<model or Bento tag[@model]> CANDIDATE=<same> [TEXTS=<file.jsonl>]
 ## [MIN_AGREEMENT=<0-1>]: both models score the same texts in-process; writes build/compare/
 ## (report.json, report.md, score_distributions.png); exits 1 below MIN_AGREEMENT (bench/compare.py).
 compare: venv
-	$(PY) -m service.store ensure-default
+	$(PY) -m tools.store ensure-default
 	$(PY) -m bench.compare --baseline "$(BASELINE)" --candidate "$(CANDIDATE)" \
 	  $(if $(TEXTS),--texts "$(TEXTS)") $(if $(MIN_AGREEMENT),--min-agreement "$(MIN_AGREEMENT)")
 
@@ -118,16 +120,16 @@ validate-precision: venv
 
 ## export-onnx: TAG=<stored transformers model>: store its ONNX Runtime export, fp32 and int8.
 export-onnx: venv
-	$(PY) -m service.onnx_export --tag "$(TAG)"
+	$(PY) -m tools.onnx_export --tag "$(TAG)"
 
 ## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
 ## placeholders a real deploy refuses. V=1 also prints a count per resource type.
 plan: venv
-	$(PY) -m infra.plan --stack $(STACK) $(if $(V),--verbose)
+	$(PY) -m tools.plan --stack $(STACK) $(if $(V),--verbose)
 
 ## cost: estimate the monthly cost of build/plan/$(STACK).json.
 cost: plan
-	$(PY) -m infra.cost --stack $(STACK)
+	$(PY) -m tools.cost --stack $(STACK)
 
 ## audit: needs the internet, not in `make test`: pip-audit looks up every pin of
 ## requirements/constraints.txt in PyPI's vulnerability data; fails on any known vulnerability

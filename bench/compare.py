@@ -1,7 +1,7 @@
 """Compare two models' moderation decisions on the same texts before a rollout: `make compare`.
 
 `python -m bench.compare --baseline <ref> --candidate <ref> [--texts <file.jsonl>]` loads both
-models in this process through the service's own code (service/backends.py `CategoryScorer`) and
+models in this process through the service's own code (service/moderation.py `CategoryScorer`) and
 decides with their catalog thresholds (`ModelSpec.flags`, the API's rule), so a decision here is
 the decision the service would answer. A <ref> is either
 
@@ -40,7 +40,7 @@ from service.catalog import Catalog, ModelSpec, load_catalog
 from service.categories import CATEGORIES
 
 if TYPE_CHECKING:
-    from service.backends import CategoryScorer
+    from service.moderation import CategoryScorer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = REPO_ROOT / "bench" / "compare_texts.jsonl"
@@ -83,7 +83,7 @@ def resolve(ref: str, catalog_file: Path | None) -> tuple[ModelSpec, bentoml.Mod
         except NotFound:
             raise CompareError(
                 f"model {spec.tag} ({ref}) is not in the model store: `make import-model` or "
-                "`python -m service.store ensure-default` first"
+                "`python -m tools.store ensure-default` first"
             ) from None
     bento_ref, _, model_name = ref.partition("@")
     try:
@@ -148,7 +148,7 @@ def by_kind(
 def score_all(loaded: Loaded, texts: Sequence[str]) -> tuple[np.ndarray, float]:
     """Scores (texts x CATEGORIES) and texts per second; model loading and one warm-up batch are
     left out of the timing."""
-    from service.backends import CategoryScorer
+    from service.moderation import CategoryScorer
 
     scorer = CategoryScorer(loaded.spec, loaded.model)
     scorer.score(list(texts[:BATCH_SIZE]))

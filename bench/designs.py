@@ -5,8 +5,8 @@ and from `git archive <rev>` (e.g. the revision before the front->scorer hop was
 once on loopback with the same model store, catalog and API key, and measures, interleaved so
 that both see the same machine load: the idle latency of one request (sequential requests with a
 pause between them) and throughput and latency at each concurrency, for each model. The catalog
-is the shipped one plus the tiny transformers test model (tests/fixtures/tiny_models.py), built
-and imported into the store here. Writes build/bench/designs.json and prints a Markdown table.
+is the shipped one plus a tiny random-weight DeBERTa (bench/deberta.py), built and imported into
+the store here. Writes build/bench/designs.json and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ import numpy as np
 import yaml
 from pydantic import BaseModel
 
+from bench.deberta import KOALA_CATEGORIES, build_tiny_deberta
 from bench.load import LevelResult, run_level
-from bench.run import BENTOML_CLI, REPO_ROOT, free_loopback_port, machine_facts, served
+from bench.run import machine_facts
+from bench.servers import REPO_ROOT, ready, start_server
 from service.auth import hash_key
+from tools.model_import import import_model
 
 OUT = REPO_ROOT / "build" / "bench" / "designs.json"
 IDLE_REQUESTS = 40
@@ -76,9 +79,6 @@ def idle_latency(base_url: str, model: str, headers: dict[str, str]) -> IdleLate
 
 def tiny_catalog(work: Path) -> Path:
     """The shipped catalog plus `tiny-koala`, imported into the store from a fresh build."""
-    from service.model_import import import_model
-    from tests.fixtures.tiny_models import KOALA_CATEGORIES, build_tiny_deberta
-
     tag = import_model(str(build_tiny_deberta(work / "tiny-koala")), name="tiny-koala").tag
     document = yaml.safe_load((REPO_ROOT / "service" / "catalog.yaml").read_text())
     document["models"].append(
@@ -111,22 +111,11 @@ def checkout(revision: str, work: Path) -> Path:
 
 @contextlib.contextmanager
 def serve(tree: Path, env: dict[str, str], log: Path) -> Iterator[str]:
-    """Each server with a BENTOML_HOME of its own over the shared model store: `bentoml serve`
-    empties its home's Prometheus directory at start, which would hide the other's metrics."""
-    from tests.fixtures.servers import server_home
-
-    store = Path(env.get("BENTOML_HOME") or Path.home() / "bentoml")
-    env = {**env, "BENTOML_HOME": str(server_home(store, log.parent))}
-    port = free_loopback_port()
-    command = [BENTOML_CLI, "serve", "service.app:Moderation", "--host", "127.0.0.1"]
+    """`tree`'s service, each server with a BENTOML_HOME of its own over the shared model store
+    (bench/servers.py: it keeps the two from wiping each other's metrics)."""
+    process, port = start_server({**env, "PYTHONPATH": str(tree)}, log, cwd=tree)
     base_url = f"http://127.0.0.1:{port}"
-    with served(
-        [*command, "--port", str(port)],
-        {**env, "PYTHONPATH": str(tree)},
-        f"{base_url}/readyz",
-        log,
-        cwd=tree,
-    ):
+    with ready(process, base_url, log):
         yield base_url
 
 

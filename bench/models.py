@@ -4,44 +4,59 @@ It has KoalaAI/Text-Moderation's architecture, sizes and nine labels, so it cost
 per token as the production model, without a Hub download; its tokenizer has one piece per word of
 the benchmark's texts, so texts are about as many tokens long as with DeBERTa-v3's vocabulary.
 The scores are random (this measures speed, not quality). Built once into the BentoML model store
-under a fixed tag, so later runs start at once; `--quick` uses the tests' tiny model instead.
+under a tag whose version is a digest of what the build depends on, so later runs start at once
+and an edit to the builder builds afresh; `--quick` uses a tiny model of the same builder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import bentoml
 from bentoml.exceptions import NotFound
 
+from bench import deberta
+from bench.deberta import DEBERTA_V3_BASE, KOALA_CATEGORIES, KOALA_LABELS, TINY
 from bench.texts import corpus
 from service.catalog import ModelSpec, Precision
-from tests.fixtures.tiny_models import (
-    DEBERTA_V3_BASE,
-    KOALA_CATEGORIES,
-    KOALA_LABELS,
-    TINY,
-    build_tiny_deberta,
-)
 
 SEED = 0
-# Bump the version when the builder changes, so that a cached model is never stale.
-BASE_TAG = bentoml.Tag("bench-deberta-v3-base", f"random-seed{SEED}-v1")
-TINY_TAG = bentoml.Tag("bench-deberta-tiny", f"random-seed{SEED}-v1")
+BASE_NAME = "bench-deberta-v3-base"
+TINY_NAME = "bench-deberta-tiny"
 CATALOG_NAME = "bench-deberta"
+# They write the weights and the tokenizer: another version may write other bytes.
+BUILD_PACKAGES = ("torch", "transformers", "tokenizers")
+
+
+def bench_model_tag(quick: bool = False) -> bentoml.Tag:
+    """The benchmark model's tag: its version digests the builder's code (bench/deberta.py and
+    this module, which choose the shapes, seed and labels), the corpus its tokenizer learns and
+    the versions of the packages that write it; a stored model under this tag is what the
+    builder builds now."""
+    inputs = {
+        "sources": [Path(source).read_text() for source in (deberta.__file__, __file__)],
+        "corpus": list(corpus()),
+        "packages": {package: metadata.version(package) for package in BUILD_PACKAGES},
+    }
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return bentoml.Tag(TINY_NAME if quick else BASE_NAME, f"random-seed{SEED}-{digest[:16]}")
 
 
 def ensure_bench_model(quick: bool = False) -> bentoml.Tag:
-    """The benchmark model's tag, building and storing it first if the store lacks it."""
-    tag = TINY_TAG if quick else BASE_TAG
+    """The benchmark model's tag, building and storing it first if the store lacks it; earlier
+    builds (other versions of its name) are deleted: the base-sized one takes 0.7 GB."""
+    tag = bench_model_tag(quick)
     try:
         return bentoml.models.get(tag).tag
     except NotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="bench-model-") as work:
-        directory = build_tiny_deberta(
+        directory = deberta.build_tiny_deberta(
             Path(work) / "model",
             seed=SEED,
             shape=TINY if quick else DEBERTA_V3_BASE,
@@ -57,6 +72,9 @@ def ensure_bench_model(quick: bool = False) -> bentoml.Tag:
             },
         ) as model:
             shutil.copytree(directory, model.path, dirs_exist_ok=True)
+    for earlier in bentoml.models.list(tag.name):
+        if earlier.tag != model.tag:
+            bentoml.models.delete(earlier.tag)
     return model.tag
 
 

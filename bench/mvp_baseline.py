@@ -3,7 +3,7 @@
 What a moderation API looks like before the kit: one process, FastAPI + uvicorn, a sync endpoint
 that calls the model once per request (no batching), no auth, no request log, no metrics. It
 scores with the same model from the same BentoML store through the same code
-(`service.backends.CategoryScorer`) and answers the same OpenAI shape, so a benchmark against it
+(`service.moderation.CategoryScorer`) and answers the same OpenAI shape, so a benchmark against it
 measures the serving architecture, not the model. Leaving out auth and logging favours the MVP.
 """
 
@@ -16,9 +16,8 @@ import bentoml
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
-from service.app import moderate
-from service.backends import CategoryScorer
 from service.catalog import load_catalog
+from service.moderation import CategoryScorer, moderate
 from service.schemas import ModerationRequest, ModerationResponse
 
 

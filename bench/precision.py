@@ -6,7 +6,7 @@ top category is the same, and the largest difference of any category score. A pr
 model's catalog default only where agreement is at least MIN_AGREEMENT and the largest difference
 at most MAX_SCORE_DIFFERENCE; the exit status says whether it is (0 yes, 1 no). The catalog comes
 from MODERATION_CATALOG as for the service; `--backend onnx --tag <export>` compares an ONNX
-export (service/onnx_export.py) with the torch model it came from.
+export (tools/onnx_export.py) with the torch model it came from.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Validation(BaseModel):
 def _scores(spec: ModelSpec, texts: list[str]) -> tuple[np.ndarray, float]:
     """(texts x categories) scores, and CPU seconds per text (wall time is at the mercy of
     other work on the machine; CPU time hardly), in batches of BATCH."""
-    from service.backends import CategoryScorer
+    from service.moderation import CategoryScorer
 
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:1])  # warm-up: first calls allocate

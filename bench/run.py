@@ -1,6 +1,6 @@
 """Three contestants, one run, the same texts: `make bench` (or `python -m bench.run`).
 
-- `limit`: the model in this process (`service.backends.CategoryScorer`), fed ideal batches of
+- `limit`: the model in this process (`service.moderation.CategoryScorer`), fed ideal batches of
   N texts back to back, at the precision the service uses: what the hardware allows.
 - `service`: the kit over HTTP as deployed (`bentoml serve service.app:Moderation`, API key on,
   request log on), N concurrent clients, one text per request.
@@ -14,49 +14,41 @@ the harness sets the API key and, unless MODERATION_CATALOG names one, the catal
 
 Writes build/bench/results.json (`{"machine", "command", "model", "limit", "service",
 "baseline"}`), build/bench/throughput.png and p99.png, build/bench/results.md, and (not with
---quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same harness on the
-tests' tiny model in about a minute: CI runs it to prove the harness works.
+--quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same harness on a
+tiny model of the same builder in about a minute: CI runs it to prove the harness works.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import gc
 import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 import bentoml
-import httpx
 import numpy as np
 import yaml
 from pydantic import BaseModel
 
-from bench.load import LevelResult, require_loopback, run_level
+from bench.load import LevelResult, run_level
 from bench.models import bench_spec, ensure_bench_model
+from bench.servers import REPO_ROOT, free_port, ready, start_process, start_server
 from bench.texts import SEED, moderation_texts
 from service.auth import hash_key
 from service.catalog import CATALOG_ENV, ModelSpec, Precision, load_catalog
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO_ROOT / "build" / "bench"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-BENTOML_CLI = str(Path(sys.executable).parent / "bentoml")
-READY_TIMEOUT_S = 300
-STOP_TIMEOUT_S = 30
 # A fp32 baseline at 32 clients answers in seconds: never count slowness as an error.
 REQUEST_TIMEOUT_S = 300.0
 TEXT_COUNT = 512
@@ -105,57 +97,6 @@ def machine_facts() -> dict[str, object]:
     }
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def served(
-    command: list[str],
-    env: dict[str, str],
-    ready_url: str,
-    log_path: Path,
-    cwd: Path = REPO_ROOT,
-) -> Iterator[None]:
-    """Run a server process group until the block ends; yield once `ready_url` answers 200."""
-    require_loopback(ready_url)
-    with log_path.open("wb") as log:
-        # The command is built here from constants and a free port, never from user text.
-        process = subprocess.Popen(  # noqa: S603
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so that stopping it stops its workers too
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _answers_ok(ready_url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{command[0]} did not become ready:\n{tail}")
-            time.sleep(0.2)
-        yield
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def _answers_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def _entry(
     concurrency: int, texts: int, elapsed: float, latencies_s: list[float], errors: int
 ) -> Entry:
@@ -192,7 +133,7 @@ def bench_limit(
     batch waits the whole batch, so a batch's time is its texts' latency. `cpu_per_text` gets
     the CPU seconds per text at each N: unlike wall time, other work on the machine barely
     changes it, so it is the figure capacity planning scales from."""
-    from service.backends import CategoryScorer
+    from service.moderation import CategoryScorer
 
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:2])  # warm-up: first calls allocate
@@ -270,16 +211,14 @@ def bench_service(
 ) -> tuple[list[Entry], list[LevelResult]]:
     """The kit as deployed: API key on, request log on, its own batching."""
     api_key = secrets.token_urlsafe(32)
-    port = free_loopback_port()
     env = _server_env(catalog, keep_moderation=True)
     env.pop("MODERATION_AUTH_DISABLED", None)
     env.update(MODERATION_API_KEY_HASHES=hash_key(api_key))
     env.pop("MODERATION_API_KEY_HASHES_FILE", None)
-    command = [BENTOML_CLI, "serve", "service.app:Moderation", "--host", "127.0.0.1"]
-    command += ["--port", str(port)]
+    process, port = start_server(env, work / "service.log")
     base_url = f"http://127.0.0.1:{port}"
     print(f"service on {base_url}", flush=True)
-    with served(command, env, f"{base_url}/readyz", work / "service.log"):
+    with ready(process, base_url, work / "service.log"):
         return sweep(
             "service", base_url, texts, levels, duration_s, {"Authorization": f"Bearer {api_key}"}
         )
@@ -288,12 +227,14 @@ def bench_service(
 def bench_baseline(
     catalog: Path, texts: Sequence[str], levels: list[int], duration_s: float, work: Path
 ) -> list[Entry]:
-    port = free_loopback_port()
+    port = free_port()
     command = [sys.executable, "-m", "bench.mvp_baseline", "--port", str(port)]
     base_url = f"http://127.0.0.1:{port}"
     print(f"baseline on {base_url}", flush=True)
-    env = _server_env(catalog, keep_moderation=False)
-    with served(command, env, f"{base_url}/livez", work / "baseline.log"):
+    process = start_process(
+        command, _server_env(catalog, keep_moderation=False), work / "baseline.log"
+    )
+    with ready(process, base_url, work / "baseline.log", probe="/livez"):
         return sweep("baseline", base_url, texts, levels, duration_s, {})[0]
 
 

@@ -2,7 +2,7 @@
 config -> GCP components -> Kubernetes provider -> Kubernetes components -> stack outputs.
 
 Run by the Pulumi CLI (`Pulumi.yaml` has `main: infra/`, so this file runs as a script) and by
-`python -m infra.plan` under mocks, which runs it the same way.
+`python -m tools.plan` under mocks, which runs it the same way.
 """
 
 import sys
@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import load_stack_config
 from infra.edge.api_keys import ApiKeys, ApiKeysArgs
-from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs, RateLimit
+from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
 from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
 from infra.image import BentoImage, BentoImageArgs
@@ -57,8 +57,6 @@ cluster = Cluster(
     ClusterArgs(
         config=config.cluster,
         project=project,
-        region=region,
-        location=config.cluster_location,
         network=network,
         labels=labels,
         registry=registry,
@@ -70,13 +68,7 @@ cluster = Cluster(
 )
 node_pools = NodePools(
     "moderation",
-    NodePoolsArgs(
-        config=config.node_pools,
-        cluster=cluster,
-        location=config.cluster_location,
-        zones=config.cluster.node_zones,
-        labels=labels,
-    ),
+    NodePoolsArgs(config=config.node_pools, cluster=cluster, labels=labels),
 )
 
 # --- Kubernetes: everything below goes through this provider, once nodes exist -------------------
@@ -119,11 +111,11 @@ tracks = {
     track: ModelDeployment(
         f"moderation-{track}",
         ModelDeploymentArgs(
+            config=config.workload,
             track=track,
             release=release,
             image=images[track],
             project=project,
-            config=config.workload,
             namespace=workload.namespace,
             service_account_name=workload.service_account_name,
             backend_timeout_sec=config.edge.backend_timeout_sec,
@@ -141,32 +133,25 @@ weights = {"stable": 100 - canary_weight, "canary": canary_weight}
 armor = ArmorPolicy(
     "moderation",
     ArmorPolicyArgs(
+        config=edge.armor,
         policy_name=f"moderation-{config.environment}-edge",
-        per_ip=RateLimit(edge.armor.per_ip.count, edge.armor.per_ip.interval_sec),
+        labels=labels,
         # Tracks clients' requests are routed to; the shadow only gets the mirror's copies.
         backends=sum(1 for track in tracks if track in weights),
-        ip_ban_duration_sec=edge.armor.ip_ban_duration_sec,
-        deny_ip_ranges=edge.armor.deny_ip_ranges,
-        deny_region_codes=edge.armor.deny_region_codes,
-        adaptive_protection=edge.armor.adaptive_protection,
-        labels=labels,
     ),
 )
 endpoint = PublicEndpoint(
     "moderation",
     PublicEndpointArgs(
-        resource_prefix=f"moderation-{config.environment}",
-        domains=edge.domains,
-        dns_managed_zone=edge.dns_managed_zone,
-        labels=labels,
+        config=edge, resource_prefix=f"moderation-{config.environment}", labels=labels
     ),
 )
 gateway = EdgeGateway(
     "moderation",
     EdgeGatewayArgs(
+        config=edge,
         gateway_name=GATEWAY_NAME,
         namespace=workload.namespace,
-        hostnames=edge.domains,
         address_name=endpoint.address_name,
         certificate_map_name=endpoint.certificate_map_name,
         ssl_policy_name=f"moderation-{config.environment}-tls",
@@ -179,9 +164,6 @@ gateway = EdgeGateway(
         mirror=MirrorBackend("shadow", tracks["shadow"].service_name, tracks["shadow"].service_port)
         if "shadow" in tracks
         else None,
-        log_sample_rate=edge.log_sample_rate,
-        backend_timeout_sec=edge.backend_timeout_sec,
-        connection_draining_sec=edge.connection_draining_sec,
         labels=labels,
     ),
     opts=in_cluster,
@@ -192,6 +174,7 @@ observed = config.observability
 logs = LogPipeline(
     "moderation",
     LogPipelineArgs(
+        config=observed.log_sinks,
         project=project,
         region=region,
         labels=labels,
@@ -199,19 +182,18 @@ logs = LogPipeline(
         namespace=config.workload.namespace,
         gateway_name=GATEWAY_NAME,
         name_prefix=f"moderation-{config.environment}",
-        settings=observed.log_sinks,
         protect=config.is_prod,
     ),
 )
 alerting = Alerting(
     "moderation",
     AlertingArgs(
+        config=observed,
         project=project,
         labels=labels,
         cluster_name=config.cluster.name,
         namespace=config.workload.namespace,
         public_host=config.edge.domains[0],
-        settings=observed,
         log_metrics_visible=[logs.log_metrics_visible],
         candidate_tracks=list(config.release.candidates),
     ),
@@ -239,16 +221,16 @@ dashboard = ServiceDashboard(
 ProjectBudget(
     "moderation",
     BudgetArgs(
+        config=config.budget,
         project=project,
         environment=config.environment,
-        settings=config.budget,
         notification_channels=alerting.channel_ids("WARNING"),
     ),
 )
 
 # --- stack outputs --------------------------------------------------------------------------------
 pulumi.export("clusterName", cluster.cluster.name)
-pulumi.export("clusterLocation", config.cluster_location)
+pulumi.export("clusterLocation", cluster.location)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("registryUrl", registry.url)
 pulumi.export("image", images["stable"])

@@ -34,8 +34,6 @@ IAM_PROPAGATION = "2m"
 class ClusterArgs:
     config: ClusterConfig
     project: str
-    region: str
-    location: str
     network: Network
     labels: dict[str, str]
     registry: Registry
@@ -48,6 +46,9 @@ class Cluster(pulumi.ComponentResource):
     """Private GKE cluster, KMS-encrypted secrets, minimal node identity, image admission."""
 
     cluster: gcp.container.Cluster
+    location: str
+    """Where the control plane runs: the region (regional) or the first node zone (zonal)."""
+    node_zones: list[str]
     node_service_account: gcp.serviceaccount.Account
     iam_propagated: time.Sleep
     """Waits until the grants the cluster and its nodes rely on have taken effect."""
@@ -60,6 +61,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("moderation:infra:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
+        self.location, self.node_zones = config.location, config.node_zones
 
         # No default compute service account: nodes run as a dedicated, minimal one.
         self.node_service_account = gcp.serviceaccount.Account(
@@ -80,7 +82,7 @@ class Cluster(pulumi.ComponentResource):
         ]
 
         # Secrets in etcd are envelope-encrypted with our own rotating KMS key.
-        key_ring = gcp.kms.KeyRing(f"{name}-secrets", location=args.region, opts=child)
+        key_ring = gcp.kms.KeyRing(f"{name}-secrets", location=config.region, opts=child)
         secrets_key = gcp.kms.CryptoKey(
             f"{name}-secrets",
             key_ring=key_ring.id,
@@ -129,7 +131,7 @@ class Cluster(pulumi.ComponentResource):
         self.cluster = gcp.container.Cluster(
             name,
             name=config.name,
-            location=args.location,
+            location=config.location,
             # Regional: nodes in the chosen zones. Zonal: the cluster's zone is implied.
             node_locations=config.node_zones if config.regional else config.node_zones[1:] or None,
             description="Moderation API (BentoML) cluster",

@@ -6,6 +6,8 @@ bad value fails fast with the config key in the message (`moderation:nodePools.m
 
 Adding a concern: define one sub-model below (camelCase keys in YAML, snake_case in Python), add one
 field to `StackConfig` in the marked section, and one `moderation:<key>` section to each stack file.
+Its ComponentResource takes that section as `config` in its Args dataclass; values of other
+sections are passed as their own fields, and each value is passed once.
 """
 
 from __future__ import annotations
@@ -28,23 +30,22 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from infra.capacity import pods_per_node, room_on
+from infra.machines import (
+    GPU_FAMILIES,
+    GPU_TYPES,
+    UnknownMachineType,
+    machine_family,
+    room_on,
+    shape_of,
+)
 from infra.placeholders import describe, find_placeholders, under_mocks
+from infra.sizing import pods_per_node
 from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
 """Pulumi config namespace of this project (`moderation:<key>`)."""
 
 APP = "moderation"
-
-# Machine families GKE node pools can run; the family is the part before the first dash.
-CPU_MACHINE_FAMILIES = frozenset(
-    {"e2", "n1", "n2", "n2d", "n4", "n4d", "c2", "c2d", "c3", "c3d", "c4", "c4a", "c4d", "t2d"}
-)
-GPU_MACHINE_FAMILIES = frozenset({"g2", "g4", "a2", "a3", "a4", "n1"})
-GPU_ACCELERATORS = frozenset(
-    {"nvidia-l4", "nvidia-tesla-t4", "nvidia-tesla-a100", "nvidia-a100-80gb", "nvidia-h100-80gb"}
-)
 
 
 class ConfigError(ValueError):
@@ -80,10 +81,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
     )
-
-
-def _machine_family(machine_type: str) -> str:
-    return machine_type.split("-", 1)[0]
 
 
 # --- gcp ------------------------------------------------------------------------------------------
@@ -172,6 +169,16 @@ class ClusterConfig(_Section):
             raise ValueError(f"nodeZones must all be in one region, got {self.node_zones}")
         return self
 
+    @property
+    def region(self) -> str:
+        """The region of the node zones (the stack's `gcp:region`: checked across sections)."""
+        return self.node_zones[0].rsplit("-", 1)[0]
+
+    @property
+    def location(self) -> str:
+        """Region for a regional control plane, else the first node zone."""
+        return self.region if self.regional else self.node_zones[0]
+
 
 # --- node pools -----------------------------------------------------------------------------------
 
@@ -191,14 +198,12 @@ class NodePoolConfig(_Section):
         return self
 
     @model_validator(mode="after")
-    def _known_machine_family(self) -> Self:
-        family = _machine_family(self.machine_type)
-        if family not in CPU_MACHINE_FAMILIES | GPU_MACHINE_FAMILIES:
-            known = ", ".join(sorted(CPU_MACHINE_FAMILIES | GPU_MACHINE_FAMILIES))
-            raise ValueError(
-                f"machineType {self.machine_type!r}: unknown machine family {family!r} "
-                f"(known: {known})"
-            )
+    def _in_the_machine_table(self) -> Self:
+        """Only machine types infra/machines.py holds: node room and price are known for them."""
+        try:
+            shape_of(self.machine_type)
+        except UnknownMachineType as error:
+            raise ValueError(f"machineType {self.machine_type!r}: {error}") from None
         return self
 
 
@@ -208,16 +213,21 @@ class GpuNodePoolConfig(NodePoolConfig):
 
     @model_validator(mode="after")
     def _gpu_machine(self) -> Self:
-        family = _machine_family(self.machine_type)
-        if family not in GPU_MACHINE_FAMILIES:
-            raise ValueError(
-                f"machineType {self.machine_type!r} cannot attach GPUs; use one of "
-                f"{', '.join(sorted(GPU_MACHINE_FAMILIES))}"
-            )
-        if self.accelerator_type not in GPU_ACCELERATORS:
+        if self.accelerator_type not in GPU_TYPES:
             raise ValueError(
                 f"acceleratorType {self.accelerator_type!r} is not one of "
-                f"{', '.join(sorted(GPU_ACCELERATORS))}"
+                f"{', '.join(sorted(GPU_TYPES))}"
+            )
+        attaches = machine_family(self.machine_type).gpu_types
+        if not attaches:
+            raise ValueError(
+                f"machineType {self.machine_type!r} cannot attach GPUs; use one of "
+                f"{', '.join(sorted(GPU_FAMILIES))}"
+            )
+        if self.accelerator_type not in attaches:
+            raise ValueError(
+                f"machineType {self.machine_type!r} cannot attach {self.accelerator_type}; "
+                f"its family attaches {', '.join(sorted(attaches))}"
             )
         return self
 
@@ -604,11 +614,6 @@ class StackConfig(_Section):
     def is_prod(self) -> bool:
         return self.environment == "prod"
 
-    @property
-    def cluster_location(self) -> str:
-        """Region for a regional control plane, else the first node zone."""
-        return self.gcp.region if self.cluster.regional else self.cluster.node_zones[0]
-
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Self:
         """Rules spanning sections; each message starts with the key it is about."""
@@ -669,9 +674,9 @@ class StackConfig(_Section):
         """A pod larger than its node, or an HPA maximum the pool cannot hold, stays Pending."""
         pool_key = self.workload.node_pool
         pool = self.node_pools.gpu if pool_key == "gpu" else self.node_pools.model
-        room = room_on(pool.machine_type) if pool is not None else None
-        if pool is None or room is None:
+        if pool is None:
             return self
+        room = room_on(pool.machine_type)
         requests = self.workload.resources
         per_node = pods_per_node(room, requests.cpu_request, requests.memory_request)
         if isinstance(pool, GpuNodePoolConfig):  # each pod takes one whole GPU

@@ -23,8 +23,7 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 class NodePoolsArgs:
     config: NodePoolsConfig
     cluster: Cluster
-    location: str
-    zones: list[str]
+    """The pools' cluster: its location and node zones are theirs."""
     labels: dict[str, str]
 
 
@@ -68,8 +67,8 @@ class NodePools(pulumi.ComponentResource):
         return gcp.container.NodePool(
             resource_name,
             cluster=args.cluster.cluster.id,
-            location=args.location,
-            node_locations=args.zones,
+            location=args.cluster.location,
+            node_locations=args.cluster.node_zones,
             autoscaling=gcp.container.NodePoolAutoscalingArgs(
                 total_min_node_count=pool.min_nodes,
                 total_max_node_count=pool.max_nodes,

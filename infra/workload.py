@@ -67,11 +67,11 @@ from pulumi_kubernetes.networking.v1 import (
 )
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
-from infra.capacity import inference_threads
 from infra.config import APP, SERVICE_TIMEOUT_HEADROOM_S, StableRelease, WorkloadConfig
 from infra.node_pools import GPU_TAINT_KEY, POOL_LABEL
 from infra.observability import metrics as m
 from infra.observability.metrics import REQUESTS_IN_FLIGHT
+from infra.sizing import inference_threads
 from infra.workload_identity import workload_identity
 
 HTTP_PORT = 3000
@@ -136,12 +136,12 @@ def await_timeouts(config: WorkloadConfig) -> pulumi.CustomTimeouts:
 
 @dataclass(frozen=True)
 class ModelDeploymentArgs:
+    config: WorkloadConfig
     track: str
     release: StableRelease
     image: pulumi.Input[str]
     """The image by digest: the release's prebuilt one, or the one the program built."""
     project: str
-    config: WorkloadConfig
     namespace: pulumi.Input[str]
     service_account_name: pulumi.Input[str]
     backend_timeout_sec: int  # the edge's: the service times requests out just before it

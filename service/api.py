@@ -10,6 +10,7 @@ import functools
 import json
 import time
 import uuid
+from enum import Enum
 from typing import Any
 
 import anyio
@@ -21,19 +22,21 @@ from fastapi.security import HTTPBearer
 from pydantic import ValidationError
 from starlette.datastructures import URLPath
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api_docs import API_INFO
-from service.auth import ApiKeys, bearer_token
+from service.api_docs import API_INFO, ApiDocs
+from service.auth import bearer_token, configured_api_keys
 from service.deadline import Deadline
 from service.metrics import REQUEST_DURATION, REQUESTS, exposition
 from service.middleware import HttpMiddleware
 from service.rate_limit import KeyRateLimiter, retry_after
-from service.release import release_version
+from service.release import ReleaseVersion, release_version
 from service.request_log import bounded, log_request
 from service.schemas import ErrorBody, ErrorDetail, ModerationRequest
+from service.settings import Settings
 from service.version import APP_VERSION
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -126,9 +129,11 @@ def _validation_message(error: dict[str, Any]) -> tuple[str, str | None]:
     return f"Invalid value for '{param}': {error.get('msg', 'invalid')}.", param
 
 
-def create_app() -> FastAPI:
-    """A FastAPI app whose errors all carry the OpenAI error body."""
+def create_app(settings: Settings) -> FastAPI:
+    """The API app: its middlewares (the `Wraps.API` part of `http_stack`) and errors that all
+    carry the OpenAI error body. The routes are the service's methods (service/app.py)."""
     app = FastAPI(
+        middleware=[middleware for wraps, middleware in http_stack(settings) if wraps is Wraps.API],
         # A slash redirect would be built from the client's Host header (open redirect).
         redirect_slashes=False,
         title=API_INFO["title"],
@@ -176,12 +181,6 @@ def create_app() -> FastAPI:
         return Response(content, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.router.routes.append(UnknownApiPath(app.router.routes))
-    # The last added runs first: log every answer, bound its time, then check the key, then
-    # bound the body.
-    app.add_middleware(BodySizeLimit)
-    app.add_middleware(ApiKeyAuth)
-    app.add_middleware(RequestDeadline)
-    app.add_middleware(RequestLog)
     return app
 
 
@@ -306,6 +305,10 @@ class RequestDeadline(HttpMiddleware):
     """504 with the OpenAI body once a request has taken `request_timeout_s`, before BentoML's own
     traffic timeout would answer a bare 504 from outside the app (no body, no X-Request-ID)."""
 
+    def __init__(self, app: ASGIApp, *, timeout_s: float) -> None:
+        super().__init__(app)
+        self.timeout_s = timeout_s
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
@@ -314,7 +317,7 @@ class RequestDeadline(HttpMiddleware):
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        timeout_s = scope["app"].state.request_timeout_s
+        timeout_s = self.timeout_s
         try:
             async with Deadline(timeout_s) as deadline:
                 await self.app(scope, receive, tracking_send)
@@ -342,13 +345,26 @@ class ApiKeyAuth(HttpMiddleware):
 
     One `Authorization` header, exactly `Bearer <token>` (service/auth.py); a second one is
     refused rather than guessed at (proxies and frameworks disagree on which one wins).
+    Starlette builds the stack in the serving worker, on its first request: a Bento builds and
+    documents its API without keys; `bentoml serve` refuses to start without them (service/app.py).
     """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        super().__init__(app)
+        self.keys = configured_api_keys(
+            auth_disabled=settings.auth_disabled, hashes=settings.api_key_hashes
+        )
+        self.limiter = (
+            KeyRateLimiter(settings.key_requests_per_minute, settings.key_burst)
+            if settings.key_requests_per_minute
+            else None
+        )
 
     def applies_to(self, scope: Scope) -> bool:
         return scope["path"].startswith(PROTECTED_PREFIX)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        keys: ApiKeys | None = scope["app"].state.api_keys
+        keys = self.keys
         if keys is None:  # auth explicitly disabled
             await self.app(scope, receive, send)
             return
@@ -373,7 +389,7 @@ class ApiKeyAuth(HttpMiddleware):
             await response(scope, receive, send)
             return
         state(scope)["api_key_id"] = key_id
-        limiter: KeyRateLimiter | None = scope["app"].state.key_rate_limiter
+        limiter = self.limiter
         wait_s = limiter.acquire(key_id) if limiter is not None else None
         if wait_s is not None:
             response = error_response(
@@ -391,9 +407,12 @@ class BodySizeLimit(HttpMiddleware):
     """413 for bodies over the limit, by Content-Length or by counting what actually arrives; 408
     for a body that does not arrive in time (the client's fault, so not a 5xx)."""
 
+    def __init__(self, app: ASGIApp, *, limit: int, timeout_s: float) -> None:
+        super().__init__(app)
+        self.limit, self.timeout_s = limit, timeout_s
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit: int = scope["app"].state.max_body_bytes
-        timeout_s: float = scope["app"].state.body_timeout_s
+        limit, timeout_s = self.limit, self.timeout_s
         too_large = ApiError(
             413, f"The request body is larger than {limit} bytes.", code="request_too_large"
         )
@@ -555,3 +574,33 @@ async def read_moderation_request(
     if len(raw) <= INLINE_PARSE_BYTES:
         return parse()
     return await anyio.to_thread.run_sync(parse, limiter=_large_body_parser())
+
+
+class Wraps(Enum):
+    """What a middleware of the stack wraps."""
+
+    SERVER = "every response of the server, BentoML's /livez, /readyz and /docs.json included"
+    API = "the API app's routes only, inside BentoML's own middlewares"
+
+
+def http_stack(settings: Settings) -> list[tuple[Wraps, Middleware]]:
+    """The whole HTTP stack, outermost first: the one place that orders it.
+
+    The SERVER part is added to the BentoML service (service/app.py), the API part to the API app
+    (`create_app`); BentoML's own middlewares (traffic timeout, tracing context) run between them.
+    """
+    return [
+        (Wraps.SERVER, Middleware(RequestId)),
+        (Wraps.SERVER, Middleware(ReleaseVersion)),
+        (Wraps.SERVER, Middleware(HardenedResponses)),
+        (Wraps.SERVER, Middleware(ApiDocs)),
+        (Wraps.API, Middleware(RequestLog)),
+        (Wraps.API, Middleware(RequestDeadline, timeout_s=settings.request_timeout_s)),
+        (Wraps.API, Middleware(ApiKeyAuth, settings=settings)),
+        (
+            Wraps.API,
+            Middleware(
+                BodySizeLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+            ),
+        ),
+    ]

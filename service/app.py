@@ -18,31 +18,27 @@ from fastapi import Request
 from service.api import (
     BEARER_AUTH,
     ApiError,
-    HardenedResponses,
-    RequestId,
+    Wraps,
     create_app,
+    http_stack,
     read_moderation_request,
     state,
 )
-from service.api_docs import ApiDocs
 from service.auth import configured_api_keys
-from service.batching import Batcher, BatchLimits, Overloaded
-from service.catalog import ModelSpec
-from service.categories import CATEGORIES, Category
-from service.inference import CATALOG, LoadedModels, ModelLoadError, attach_models
-from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, REQUESTS_IN_FLIGHT
-from service.rate_limit import KeyRateLimiter
-from service.release import ReleaseVersion, bento_tag
-from service.request_log import log_event
+from service.batching import Overloaded
+from service.catalog import ModelSpec, load_catalog, model_attribute
+from service.metrics import REQUESTS_IN_FLIGHT
+from service.moderation import LoadedModels, Moderator, NotReady
+from service.release import bento_tag
 from service.schemas import (
     ErrorBody,
     ModelList,
     ModerationResponse,
-    ModerationResult,
     moderation_request_schema,
 )
 from service.settings import Settings
 from service.shutdown import drain_on_sigterm
+from service.store import LocalModel
 from service.version import API_VERSION, APP_VERSION
 
 # BentoML records an OpenTelemetry span for every request even when it samples none, and its
@@ -52,8 +48,10 @@ from service.version import API_VERSION, APP_VERSION
 # it when BentoML builds its tracer provider, as the worker starts the app, not at import.
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
-api = create_app()
 SETTINGS = Settings.from_env()
+# Read at import: BentoML packs the models that the service class names as attributes.
+CATALOG = load_catalog()
+api = create_app(SETTINGS)
 # Retry-After (seconds) when the queue is full, and while the models are not loaded.
 RETRY_BUSY_S = 1
 RETRY_UNAVAILABLE_S = 5
@@ -64,16 +62,6 @@ BENTOML_TIMEOUT_MARGIN_S = 5
 def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses: each status answers with the OpenAI error body."""
     return {status: {"model": ErrorBody} for status in statuses}
-
-
-def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult:
-    """Apply the catalog thresholds: a category is flagged at or over its threshold."""
-    flags = spec.flags(scores)
-    return ModerationResult(
-        flagged=any(flags.values()),
-        categories=flags,
-        category_scores={category: scores[category] for category in CATEGORIES},
-    )
 
 
 class _Moderation:
@@ -89,57 +77,22 @@ class _Moderation:
     def __init__(self) -> None:
         """Serve at once (/readyz 503) while the models load on the inference thread."""
         self.settings = SETTINGS
-        api.state.api_keys = configured_api_keys(
-            auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes
-        )
-        api.state.max_body_bytes = self.settings.max_body_bytes
-        api.state.body_timeout_s = self.settings.body_timeout_s
-        api.state.request_timeout_s = self.settings.request_timeout_s
-        api.state.key_rate_limiter = (
-            KeyRateLimiter(self.settings.key_requests_per_minute, self.settings.key_burst)
-            if self.settings.key_requests_per_minute
-            else None
-        )
-        self.models: LoadedModels | None = None
-        self.load_failed = False
+        self.moderator = Moderator(CATALOG, SETTINGS)
         self.draining = False
-        self.batcher: Batcher[dict[Category, float]] = Batcher(
-            self._score,
-            BatchLimits(
-                max_texts=SETTINGS.max_batch_texts,
-                max_chars=SETTINGS.max_batch_chars,
-                max_queued_requests=SETTINGS.max_queued_requests,
-                max_queued_texts=SETTINGS.max_queued_texts,
-            ),
-            observe=_observe_batch,
-        )
-        self.batcher.start_on_thread(self._load_models)
+        self.moderator.start(self)
         drain_on_sigterm(self._drain)
-
-    def _load_models(self) -> None:
-        """A model that cannot load leaves the pod unready, said in one line (no retry loop)."""
-        try:
-            self.models = LoadedModels.load(self)
-        except ModelLoadError as error:
-            self.load_failed = True
-            for problem in error.problems:
-                log_event("ERROR", problem)
-
-    def _score(self, model: str, texts: list[str]) -> list[dict[Category, float]]:
-        assert self.models is not None  # requests reach the batcher only once loaded
-        return self.models.score(model, texts)
 
     def _drain(self) -> None:
         self.draining = True
 
     async def __is_ready__(self) -> bool:
         """Ready once every catalog model is loaded, until SIGTERM."""
-        return self.models is not None and not self.draining
+        return self.moderator.models is not None and not self.draining
 
     @bentoml.on_shutdown
     async def stop_batcher(self) -> None:
         """After uvicorn has answered every accepted request."""
-        await self.batcher.stop()
+        await self.moderator.stop()
 
     @api.post(
         "/v1/moderations",
@@ -174,14 +127,7 @@ class _Moderation:
         )
         texts = body.texts
         self._loaded_models()
-        spec = CATALOG.find(body.model)
-        if spec is None:
-            raise ApiError(
-                404,
-                f"The model `{body.model}` does not exist.",
-                param="model",
-                code="model_not_found",
-            )
+        spec = self._model(body.model)
         facts = state(request.scope)
         facts.update(
             model=spec.name, model_tag=spec.tag, inputs=len(texts), input_chars=sum(map(len, texts))
@@ -189,7 +135,7 @@ class _Moderation:
         # The request's deadline is RequestDeadline's (service/api.py): 504, and the queued
         # texts leave the queue with the cancelled handler.
         try:
-            scores = await self.batcher.submit(spec.name, texts)
+            results = await self.moderator.moderate(spec, texts)
         except Overloaded as error:
             raise ApiError(
                 503,
@@ -197,8 +143,6 @@ class _Moderation:
                 code="overloaded",
                 headers={"Retry-After": str(RETRY_BUSY_S)},
             ) from error
-        results = [moderate(spec, text_scores) for text_scores in scores]
-        self._observe(spec, texts, results)
         facts["flagged"] = sum(result.flagged for result in results)
         return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=spec.name, results=results)
 
@@ -218,33 +162,30 @@ class _Moderation:
         )
 
     def _loaded_models(self) -> LoadedModels:
-        if self.models is None:
+        try:
+            return self.moderator.loaded()
+        except NotReady as error:
             raise ApiError(
                 503,
                 "A model could not be loaded; the server log says which."
-                if self.load_failed
+                if error.load_failed
                 else "The models are still loading; retry shortly.",
                 code="not_ready",
                 headers={"Retry-After": str(RETRY_UNAVAILABLE_S)},
+            ) from None
+
+    def _model(self, name: str | None) -> ModelSpec:
+        spec = self.moderator.find(name)
+        if spec is None:
+            raise ApiError(
+                404, f"The model `{name}` does not exist.", param="model", code="model_not_found"
             )
-        return self.models
-
-    @staticmethod
-    def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:
-        for text in texts:
-            INPUT_CHARS.labels(model=spec.name).observe(len(text))
-        for result in results:
-            for category, flagged in result.categories.items():
-                if flagged:
-                    FLAGGED.labels(model=spec.name, category=category).inc()
+        return spec
 
 
-def _observe_batch(model: str, texts: int, seconds: float) -> None:
-    BATCH_SIZE.labels(model=model).observe(texts)
-    INFERENCE_LATENCY.labels(model=model).observe(seconds)
-
-
-attach_models(_Moderation)  # before the decorators: BentoML packs the models it finds on the class
+# Before the decorators: BentoML packs the models it finds on the class (not in __init__).
+for _spec in CATALOG.models:
+    setattr(_Moderation, model_attribute(_spec.name), LocalModel(_spec.tag))
 Moderation = bentoml.service(
     name="moderation",
     workers=1,
@@ -255,7 +196,8 @@ Moderation = bentoml.service(
     # bound; the API app exports its own, labelled by route template (service/metrics.py).
     metrics={"enabled": False, "namespace": "bentoml_service"},
 )(bentoml.asgi_app(api, path="/")(_Moderation))
-Moderation.add_asgi_middleware(RequestId)
-Moderation.add_asgi_middleware(ReleaseVersion)
-Moderation.add_asgi_middleware(HardenedResponses)
-Moderation.add_asgi_middleware(ApiDocs)
+# The server's part of the stack (service/api.py `http_stack`); BentoML runs the first added
+# outermost, so the list's order is kept.
+for wraps, middleware in http_stack(SETTINGS):
+    if wraps is Wraps.SERVER:
+        Moderation.add_asgi_middleware(middleware.cls, *middleware.args, **middleware.kwargs)

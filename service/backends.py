@@ -1,7 +1,8 @@
-"""Model backends: load a stored model and turn a batch of texts into per-category scores.
+"""Model backends: load a stored model and turn a batch of texts into per-label probabilities.
 
-Each backend returns one probability per model label; `CategoryScorer` maps labels to the OpenAI
-categories through the catalog. Only the inference service imports this module (torch is heavy).
+Each backend returns one probability per model label; the moderation core (service/moderation.py)
+maps labels to the OpenAI categories through the catalog. torch is imported only when a
+transformers or ONNX model is loaded.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import bentoml
 import joblib
 import numpy as np
 
-from service.catalog import Backend, ModelSpec, Precision
-from service.categories import CATEGORIES, Category
-from service.metrics import SCORES
-from service.normalize import normalize
+from service.catalog import Backend, Precision
 from service.settings import ENV_PREFIX, SettingsError
 
 if TYPE_CHECKING:
@@ -26,7 +24,7 @@ if TYPE_CHECKING:
 SKLEARN_PIPELINE_FILE = "pipeline.joblib"
 # Longest token sequence scored; longer texts are truncated (DeBERTa-v3 was trained on 512).
 MAX_TOKENS = 512
-# Files of an ONNX export in the model store, by precision (service/onnx_export.py writes them).
+# Files of an ONNX export in the model store, by precision (tools/onnx_export.py writes them).
 ONNX_FILES: Mapping[Precision, str] = {
     Precision.FP32: "model.onnx",
     Precision.INT8: "model.int8.onnx",
@@ -109,7 +107,7 @@ class TransformersScorer:
 
 
 class OnnxScorer(TransformersScorer):
-    """The same classifier exported to ONNX (service/onnx_export.py), run by ONNX Runtime."""
+    """The same classifier exported to ONNX (tools/onnx_export.py), run by ONNX Runtime."""
 
     def __init__(self, model: bentoml.Model, precision: Precision) -> None:
         import onnxruntime
@@ -158,47 +156,6 @@ _BACKENDS: dict[Backend, type[Scorer]] = {
 }
 
 
-class CategoryScorer:
-    """One catalog model, loaded: texts in, a score for every OpenAI category out."""
-
-    def __init__(self, spec: ModelSpec, model: bentoml.Model) -> None:
-        self.spec = spec
-        self.stored = model
-        self._scorer: LabelScorer = _BACKENDS[spec.backend](model, spec.precision)
-        unknown = set(spec.labels) - set(self._scorer.labels)
-        if unknown:
-            raise ValueError(
-                f"catalog model {spec.name!r} maps labels {sorted(unknown)} that {model.tag} "
-                f"does not have (it has {list(self._scorer.labels)})"
-            )
-        # column index of each model label feeding each category
-        self._columns: dict[Category, list[int]] = {
-            category: [
-                index
-                for index, label in enumerate(self._scorer.labels)
-                if spec.labels.get(label) == category
-            ]
-            for category in spec.covered_categories
-        }
-        # The score distribution per category (what the dashboard compares between tracks).
-        self._histograms = {
-            category: SCORES.labels(model=spec.name, category=category)
-            for category in spec.covered_categories
-        }
-
-    def score(self, texts: Sequence[str]) -> list[dict[Category, float]]:
-        """Every category per text; a category fed by several labels takes the highest.
-
-        The one place texts reach a model: normalised here when the catalog says so.
-        """
-        if self.spec.normalize:
-            texts = [normalize(text) for text in texts]
-        probabilities = self._scorer.predict(texts)
-        results: list[dict[Category, float]] = []
-        for row in probabilities:
-            scores = dict.fromkeys(CATEGORIES, 0.0)
-            for category, columns in self._columns.items():
-                scores[category] = float(np.clip(row[columns].max(), 0.0, 1.0))
-                self._histograms[category].observe(scores[category])
-            results.append(scores)
-        return results
+def load_scorer(backend: Backend, model: bentoml.Model, precision: Precision) -> LabelScorer:
+    """The runtime for a stored model, in the precision the catalog chose for it."""
+    return _BACKENDS[backend](model, precision)

@@ -169,6 +169,11 @@ def name_key(name: str) -> str:
     return name.replace("-", "_").replace(".", "_")
 
 
+def model_attribute(name: str) -> str:
+    """The service class attribute a model is kept under (unique among names under name_key)."""
+    return "model_" + name_key(name)
+
+
 def catalog_path() -> Path:
     return Path(os.environ.get(CATALOG_ENV) or DEFAULT_CATALOG_PATH)
 

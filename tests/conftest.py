@@ -24,21 +24,37 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.deberta import build_tiny_deberta  # noqa: E402
 from service.auth import hash_key  # noqa: E402
-from service.model_import import import_model  # noqa: E402
-from service.store import ensure_default  # noqa: E402
 from tests.fixtures.catalog import StoredModels, catalog_document  # noqa: E402
 from tests.fixtures.servers import (  # noqa: E402
     API_KEYS,
+    REPO_ROOT,
     RunningServer,
     server_env,
     serving,
 )
-from tests.fixtures.tiny_models import build_tiny_deberta  # noqa: E402
+from tests.infra.plans import plan, plan_variant, plans  # noqa: E402, F401 (the plan fixtures)
+from tools.model_import import import_model  # noqa: E402
+from tools.store import ensure_default  # noqa: E402
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a subprocess with its own empty model store and Hub cache, Hub offline."""
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    env.pop("MODERATION_CATALOG", None)
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -30,11 +30,12 @@ it reaches a pod (the service would answer 405).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.config import ArmorConfig, RateLimitConfig
 from infra.edge.gateway import ROUTED_OPERATIONS
 
 DEFAULT_RULE_PRIORITY = 2147483647
@@ -58,27 +59,15 @@ MAX_SUBEXPRESSIONS = 5
 
 
 @dataclass(frozen=True)
-class RateLimit:
-    """At most `count` requests per `interval_sec` seconds per client key."""
-
-    count: int
-    interval_sec: int
-
-
-@dataclass(frozen=True)
 class ArmorPolicyArgs:
-    """Everything the policy needs; limits and lists come from the stack config."""
+    """The stack's `edge.armor` section (limit, ban, deny lists, adaptive protection), and what
+    the program names and counts."""
 
+    config: ArmorConfig
     policy_name: str
-    per_ip: RateLimit
     labels: Mapping[str, str]
     # Release tracks (backend services) the policy is attached to: each counts the limit anew.
     backends: int = 1
-    # Set (prod) to ban an IP for this long once it exceeds its limit, instead of throttling.
-    ip_ban_duration_sec: int | None = None
-    deny_ip_ranges: Sequence[str] = field(default_factory=tuple)
-    deny_region_codes: Sequence[str] = field(default_factory=tuple)
-    adaptive_protection: bool = False
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -97,7 +86,7 @@ def _deny_list_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRu
                 config=gcp.compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=list(ranges)),
             ),
         )
-        for index, ranges in enumerate(_chunks(args.deny_ip_ranges, MAX_RANGES_PER_RULE))
+        for index, ranges in enumerate(_chunks(args.config.deny_ip_ranges, MAX_RANGES_PER_RULE))
     ]
     rules += [
         gcp.compute.SecurityPolicyRuleArgs(
@@ -110,7 +99,7 @@ def _deny_list_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRu
                 )
             ),
         )
-        for index, codes in enumerate(_chunks(args.deny_region_codes, MAX_SUBEXPRESSIONS))
+        for index, codes in enumerate(_chunks(args.config.deny_region_codes, MAX_SUBEXPRESSIONS))
     ]
     return rules
 
@@ -175,13 +164,13 @@ def _waf_rules() -> list[gcp.compute.SecurityPolicyRuleArgs]:
     return rules
 
 
-def per_backend_count(limit: RateLimit, backends: int) -> int:
+def per_backend_count(limit: RateLimitConfig, backends: int) -> int:
     """The threshold each backend counts, so that all tracks together stay within `limit`."""
     return max(1, limit.count // backends)
 
 
 def _rate_limit_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
-    ban = args.ip_ban_duration_sec is not None
+    ban = args.config.ip_ban_duration_sec is not None
     per_ip = gcp.compute.SecurityPolicyRuleArgs(
         priority=3000,
         action="rate_based_ban" if ban else "throttle",
@@ -199,10 +188,10 @@ def _rate_limit_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyR
                 )
             ],
             rate_limit_threshold=gcp.compute.SecurityPolicyRuleRateLimitOptionsRateLimitThresholdArgs(
-                count=per_backend_count(args.per_ip, args.backends),
-                interval_sec=args.per_ip.interval_sec,
+                count=per_backend_count(args.config.per_ip, args.backends),
+                interval_sec=args.config.per_ip.interval_sec,
             ),
-            ban_duration_sec=args.ip_ban_duration_sec,
+            ban_duration_sec=args.config.ip_ban_duration_sec,
         ),
     )
     return [per_ip]
@@ -247,7 +236,7 @@ class ArmorPolicy(pulumi.ComponentResource):
                     enable=True, rule_visibility="STANDARD"
                 )
             )
-            if args.adaptive_protection
+            if args.config.adaptive_protection
             else None
         )
         policy = gcp.compute.SecurityPolicy(

@@ -16,19 +16,21 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 
+from infra.config import EdgeConfig
+
 GCP_NAME_MAX = 63
 DNS_TTL_SECONDS = 300
 
 
 @dataclass(frozen=True)
 class PublicEndpointArgs:
-    """Names derive from `resource_prefix`; `domains` are served by one certificate."""
+    """The stack's `edge` section: its `domains` are served by one certificate, and its
+    `dnsManagedZone` (a Cloud DNS zone of the project), if set, gets their records. Names derive
+    from `resource_prefix`."""
 
+    config: EdgeConfig
     resource_prefix: str
-    domains: Sequence[str]
     labels: Mapping[str, str]
-    # Name of a Cloud DNS managed zone (same project) that holds every domain, if any.
-    dns_managed_zone: str | None = None
 
 
 def gcp_name(*parts: str) -> str:
@@ -78,15 +80,15 @@ class PublicEndpoint(pulumi.ComponentResource):
                 labels=labels,
                 opts=child,
             )
-            for domain in args.domains
+            for domain in args.config.domains
         ]
         certificate = gcp.certificatemanager.Certificate(
             f"{name}-cert",
-            name=certificate_name(args.resource_prefix, args.domains),
+            name=certificate_name(args.resource_prefix, args.config.domains),
             description="Google-managed certificate of the moderation API",
             scope="DEFAULT",
             managed=gcp.certificatemanager.CertificateManagedArgs(
-                domains=list(args.domains),
+                domains=list(args.config.domains),
                 dns_authorizations=[auth.id for auth in authorizations],
             ),
             labels=labels,
@@ -99,7 +101,7 @@ class PublicEndpoint(pulumi.ComponentResource):
             labels=labels,
             opts=child,
         )
-        for domain in args.domains:
+        for domain in args.config.domains:
             gcp.certificatemanager.CertificateMapEntry(
                 f"{name}-certmap-{domain}",
                 name=gcp_name(args.resource_prefix, domain),
@@ -110,7 +112,7 @@ class PublicEndpoint(pulumi.ComponentResource):
                 opts=child,
             )
 
-        if args.dns_managed_zone is not None:
+        if args.config.dns_managed_zone is not None:
             self._write_dns_records(name, args, address, authorizations, child)
 
         self.address = address.address
@@ -142,10 +144,10 @@ class PublicEndpoint(pulumi.ComponentResource):
         authorizations: Sequence[gcp.certificatemanager.DnsAuthorization],
         child: pulumi.ResourceOptions,
     ) -> None:
-        for domain, auth in zip(args.domains, authorizations, strict=True):
+        for domain, auth in zip(args.config.domains, authorizations, strict=True):
             gcp.dns.RecordSet(
                 f"{name}-a-{domain}",
-                managed_zone=args.dns_managed_zone,
+                managed_zone=args.config.dns_managed_zone,
                 name=f"{domain}.",
                 type="A",
                 ttl=DNS_TTL_SECONDS,
@@ -154,7 +156,7 @@ class PublicEndpoint(pulumi.ComponentResource):
             )
             gcp.dns.RecordSet(
                 f"{name}-acme-{domain}",
-                managed_zone=args.dns_managed_zone,
+                managed_zone=args.config.dns_managed_zone,
                 name=f"_acme-challenge.{domain}.",
                 type="CNAME",
                 ttl=DNS_TTL_SECONDS,

@@ -28,6 +28,8 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from infra.config import EdgeConfig
+
 GATEWAY_CLASS = "gke-l7-global-external-managed"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GKE_POLICY_API = "networking.gke.io/v1"
@@ -69,19 +71,17 @@ class MirrorBackend:
 
 @dataclass(frozen=True)
 class EdgeGatewayArgs:
-    """Names of what the Gateway ties together, and the per-stack backend settings."""
+    """The stack's `edge` section (host names, backend timeout, draining, log sampling), and
+    the names of what the Gateway ties together."""
 
+    config: EdgeConfig
     gateway_name: str
     namespace: pulumi.Input[str]
-    hostnames: Sequence[str]
     address_name: pulumi.Input[str]
     certificate_map_name: pulumi.Input[str]
     ssl_policy_name: str
     security_policy_name: pulumi.Input[str]
     backends: Sequence[WeightedBackend]
-    log_sample_rate: float
-    backend_timeout_sec: int
-    connection_draining_sec: int
     labels: Mapping[str, str]
     mirror: MirrorBackend | None = None
 
@@ -139,7 +139,7 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
     )
     return {
         "parentRefs": [{"name": args.gateway_name, "sectionName": HTTPS_LISTENER}],
-        "hostnames": list(args.hostnames),
+        "hostnames": list(args.config.domains),
         "rules": [
             {
                 "matches": [{"path": {"type": "Exact", "value": path}} for path in API_OPERATIONS],
@@ -159,7 +159,7 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
 def _redirect_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
     return {
         "parentRefs": [{"name": args.gateway_name, "sectionName": HTTP_LISTENER}],
-        "hostnames": list(args.hostnames),
+        "hostnames": list(args.config.domains),
         "rules": [
             {
                 "filters": [
@@ -184,10 +184,10 @@ def _backend_policy_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str])
             "securityPolicy": args.security_policy_name,
             "logging": {
                 "enabled": True,
-                "sampleRate": round(args.log_sample_rate * LOG_SAMPLE_RATE_SCALE),
+                "sampleRate": round(args.config.log_sample_rate * LOG_SAMPLE_RATE_SCALE),
             },
-            "timeoutSec": args.backend_timeout_sec,
-            "connectionDraining": {"drainingTimeoutSec": args.connection_draining_sec},
+            "timeoutSec": args.config.backend_timeout_sec,
+            "connectionDraining": {"drainingTimeoutSec": args.config.connection_draining_sec},
         },
     }
 

@@ -32,6 +32,7 @@ BURN_RATE_WINDOWS: tuple[tuple[Severity, str, str, float], ...] = (
 
 @dataclass(frozen=True)
 class AlertingArgs:
+    config: ObservabilityConfig
     project: str
     labels: Mapping[str, str]
     cluster_name: str
@@ -39,7 +40,6 @@ class AlertingArgs:
     """The service's own namespace: every HPA and Deployment in it belongs to the service."""
     public_host: str
     """Host name of the public HTTPS endpoint; the uptime check calls https://<host>/readyz."""
-    settings: ObservabilityConfig
     log_metrics_visible: Sequence[pulumi.Resource]
     """What the alerts on log-based metrics wait for (`LogPipeline.log_metrics_visible`): the
     metrics must exist, and Monitoring must see them, before such a policy is created."""
@@ -60,9 +60,9 @@ class Alerting(pulumi.ComponentResource):
         self._labels = dict(args.labels)
         self._scope = {"cluster": args.cluster_name, "namespace": args.namespace}
         self._channels = {
-            channel.name: self._channel(channel) for channel in args.settings.notification_channels
+            channel.name: self._channel(channel) for channel in args.config.notification_channels
         }
-        thresholds = args.settings.alerts
+        thresholds = args.config.alerts
 
         uptime = self._uptime_check()
         self.policies: list[gcp.monitoring.AlertPolicy] = [
@@ -182,7 +182,7 @@ class Alerting(pulumi.ComponentResource):
         """Channels (their resource names) that receive alerts of this severity."""
         return [
             self._channels[channel.name].id
-            for channel in self._args.settings.notification_channels
+            for channel in self._args.config.notification_channels
             if severity in channel.severities
         ]
 
@@ -289,7 +289,7 @@ class Alerting(pulumi.ComponentResource):
         Both tracks must have answered `minSamples` texts or requests within the window first.
         Only a canary's errors reach clients, so only they page.
         """
-        rollout = self._args.settings.rollout
+        rollout = self._args.config.rollout
         window = f"{rollout.window_minutes}m"
         display = f"Moderation API: {track} "
         return [
@@ -325,7 +325,7 @@ class Alerting(pulumi.ComponentResource):
     def _enough(self, metric: m.PromMetric, suffix: str, track: str, window: str) -> str:
         """`and on ()` guard: the track answered at least minSamples within the window."""
         series = m.promql_selector(metric.series(suffix), self._on_track(track))
-        minimum = self._args.settings.rollout.min_samples
+        minimum = self._args.config.rollout.min_samples
         return f"and on () (sum(increase({series}[{window}])) >= {minimum})"
 
     def _flag_rate_drift_promql(self, track: str, window: str, bound: float) -> str:
@@ -379,7 +379,7 @@ class Alerting(pulumi.ComponentResource):
             f"{self._name}-readyz",
             project=args.project,
             display_name=f"moderation {self._labels['environment']} https://{args.public_host}/readyz",
-            period=f"{args.settings.uptime_check_period_seconds}s",
+            period=f"{args.config.uptime_check_period_seconds}s",
             timeout="10s",
             checker_type="STATIC_IP_CHECKERS",
             http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
@@ -407,7 +407,7 @@ class Alerting(pulumi.ComponentResource):
         """An availability and a latency SLO on the service's own metrics, each with a fast-burn
         (page) and a slow-burn (ticket) alert."""
         args = self._args
-        slo = args.settings.slo
+        slo = args.config.slo
         environment = self._labels["environment"]
         service_id = f"moderation-{environment}"
         service = gcp.monitoring.CustomService(

@@ -20,9 +20,9 @@ from infra.config import BudgetConfig
 
 @dataclass(frozen=True)
 class BudgetArgs:
+    config: BudgetConfig
     project: str
     environment: str
-    settings: BudgetConfig
     notification_channels: Sequence[pulumi.Input[str]]
     """Monitoring channels told at each threshold, besides the billing account's admins."""
 
@@ -34,7 +34,7 @@ class ProjectBudget(pulumi.ComponentResource):
         self, name: str, args: BudgetArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("moderation:observability:ProjectBudget", name, None, opts)
-        settings = args.settings
+        config = args.config
         project = gcp.organizations.get_project_output(project_id=args.project)
         billing_api = gcp.Provider(
             f"{name}-billing",
@@ -47,17 +47,17 @@ class ProjectBudget(pulumi.ComponentResource):
             gcp.billing.BudgetThresholdRuleArgs(
                 threshold_percent=share, spend_basis="CURRENT_SPEND"
             )
-            for share in settings.thresholds
+            for share in config.thresholds
         ]
-        if settings.forecast_threshold is not None:
+        if config.forecast_threshold is not None:
             rules.append(
                 gcp.billing.BudgetThresholdRuleArgs(
-                    threshold_percent=settings.forecast_threshold, spend_basis="FORECASTED_SPEND"
+                    threshold_percent=config.forecast_threshold, spend_basis="FORECASTED_SPEND"
                 )
             )
         budget = gcp.billing.Budget(
             f"{name}-budget",
-            billing_account=settings.billing_account,
+            billing_account=config.billing_account,
             display_name=f"moderation {args.environment} monthly",
             budget_filter=gcp.billing.BudgetBudgetFilterArgs(
                 projects=[pulumi.Output.concat("projects/", project.number)],
@@ -65,7 +65,7 @@ class ProjectBudget(pulumi.ComponentResource):
             ),
             amount=gcp.billing.BudgetAmountArgs(
                 specified_amount=gcp.billing.BudgetAmountSpecifiedAmountArgs(
-                    units=str(settings.monthly_amount_usd)
+                    units=str(config.monthly_amount_usd)
                 )
             ),
             threshold_rules=rules,

@@ -28,6 +28,7 @@ PROBE_PATHS = ("/livez", "/readyz", "/metrics")
 
 @dataclass(frozen=True)
 class LogPipelineArgs:
+    config: LogSinksConfig
     project: str
     region: str
     labels: Mapping[str, str]
@@ -37,7 +38,6 @@ class LogPipelineArgs:
     """The Gateway (in `namespace`) whose load balancer's request logs are kept."""
     name_prefix: str
     """Prefix of unique names (bucket, dataset, topic, sinks), e.g. `moderation-dev`."""
-    settings: LogSinksConfig
     protect: bool
     """Refuse to delete data stores (prod): no force-destroy, no delete-contents-on-destroy."""
 
@@ -98,7 +98,7 @@ class LogPipeline(pulumi.ComponentResource):
     ) -> None:
         super().__init__("moderation:observability:LogPipeline", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        settings = args.settings
+        config = args.config
         labels = dict(args.labels)
         sink_filter = workload_log_filter(
             args.project, args.cluster_name, args.namespace, args.gateway_name
@@ -127,7 +127,7 @@ class LogPipeline(pulumi.ComponentResource):
             dataset_id=args.name_prefix.replace("-", "_") + "_logs",
             location=args.region,
             description="Service and load balancer logs exported by a Cloud Logging sink.",
-            default_partition_expiration_ms=settings.bigquery_retention_days * DAY_MS,
+            default_partition_expiration_ms=config.bigquery_retention_days * DAY_MS,
             delete_contents_on_destroy=not args.protect,
             labels=labels,
             opts=child,
@@ -170,18 +170,18 @@ class LogPipeline(pulumi.ComponentResource):
             # a protected (prod) archive has one, so that `pulumi destroy` of dev can finish.
             # Elsewhere the lifecycle rule below still deletes objects at the same age.
             retention_policy=gcp.storage.BucketRetentionPolicyArgs(
-                retention_period=settings.archive_retention_days * 24 * 3600,
-                is_locked=settings.archive_lock_retention,
+                retention_period=config.archive_retention_days * 24 * 3600,
+                is_locked=config.archive_lock_retention,
             )
             if args.protect
             else None,
             lifecycle_rules=[
-                _storage_class_rule("NEARLINE", settings.archive_nearline_after_days),
-                _storage_class_rule("COLDLINE", settings.archive_coldline_after_days),
+                _storage_class_rule("NEARLINE", config.archive_nearline_after_days),
+                _storage_class_rule("COLDLINE", config.archive_coldline_after_days),
                 gcp.storage.BucketLifecycleRuleArgs(
                     action=gcp.storage.BucketLifecycleRuleActionArgs(type="Delete"),
                     condition=gcp.storage.BucketLifecycleRuleConditionArgs(
-                        age=settings.archive_retention_days
+                        age=config.archive_retention_days
                     ),
                 ),
             ],
@@ -211,7 +211,7 @@ class LogPipeline(pulumi.ComponentResource):
             "archive_bucket": archive.name,
             "forwarder_subscription": None,
         }
-        if settings.pubsub_forwarder:
+        if config.pubsub_forwarder:
             outputs["forwarder_subscription"] = self._forwarder(
                 name, args, sink_filter, exclusions, child
             )

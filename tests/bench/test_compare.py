@@ -174,7 +174,7 @@ def test_a_bento_is_compared_with_the_catalog_and_model_it_was_built_with(
     document["default_model"] = "tiny-toxic"
     catalog.write_text(yaml.safe_dump(document))
     build = subprocess.run(
-        [sys.executable, "-m", "service.build_bento", "--catalog", str(catalog)],
+        [sys.executable, "-m", "tools.build_bento", "--catalog", str(catalog)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

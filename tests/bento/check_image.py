@@ -29,9 +29,9 @@ import httpx
 import pytest
 from bentoml._internal.container import construct_containerfile
 
-from service.store import ensure_default
-from tests.bento.conftest import REPO_ROOT, run_module
-from tests.fixtures.servers import free_port, stop_server
+from bench.servers import free_port, stop_server
+from tests.fixtures.commands import REPO_ROOT, run_module
+from tools.store import ensure_default
 
 WORK_DIR = REPO_ROOT / "build" / "image-test"
 BASE_IMAGE = "docker.io/library/python:3.11-slim"  # the name BentoML's Dockerfile starts FROM
@@ -108,7 +108,7 @@ def build_base_image() -> None:
 def bento_tag() -> str:
     """A Bento of the repository's default catalog, built as `make bento` builds it."""
     ensure_default()
-    result = run_module("service.build_bento", env=dict(os.environ))
+    result = run_module("tools.build_bento", env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 

@@ -2,7 +2,7 @@
 served with `bentoml serve moderation:<version>`, reports its own version and serves exactly the
 models it was built with.
 
-The Bentos are built by `python -m service.build_bento` (what `make bento` runs) and served from a
+The Bentos are built by `python -m tools.build_bento` (what `make bento` runs) and served from a
 directory outside the repository with no PYTHONPATH, so only the code and catalog packed into each
 Bento can answer.
 """
@@ -21,13 +21,13 @@ import httpx
 import pytest
 import yaml
 
+from bench.deberta import KOALA_CATEGORIES
+from bench.servers import start_server, stop_server, wait_until_ready
 from infra.image import DOCKERFILE, image_context
-from service.model_import import import_model
-from service.store import ensure_default
 from service.version import API_VERSION, APP_VERSION
-from tests.bento.conftest import REPO_ROOT, run_module
-from tests.fixtures.servers import start_server, stop_server, wait_until_ready
-from tests.fixtures.tiny_models import KOALA_CATEGORIES
+from tests.fixtures.commands import REPO_ROOT, run_module
+from tools.model_import import import_model
+from tools.store import ensure_default
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def write_catalog(path: Path, default_model: str, models: list[dict[str, object]
 
 
 def build_bento(catalog: Path) -> str:
-    result = run_module("service.build_bento", "--catalog", str(catalog), env=dict(os.environ))
+    result = run_module("tools.build_bento", "--catalog", str(catalog), env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     *_, hint, tag = result.stdout.strip().splitlines()
     # The hint runs as printed: the server refuses to start without a key setting.
@@ -197,7 +197,7 @@ def test_each_bento_serves_exactly_its_own_models(
 def test_build_names_the_models_missing_from_the_store(
     bentos: list[BuiltBento], offline_env: dict[str, str]
 ) -> None:
-    result = run_module("service.build_bento", "--catalog", str(bentos[1].catalog), env=offline_env)
+    result = run_module("tools.build_bento", "--catalog", str(bentos[1].catalog), env=offline_env)
     assert result.returncode == 2
     assert f"koala ({bentos[1].models['koala']})" in result.stderr
     assert "make import-model" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from infra.cluster import DEFAULT_POOL_ONLY
 from infra.config import ConfigError, parse_stack_config
-from tests.infra.conftest import Plan, stack_config
+from tests.infra.plans import Plan, stack_config
 
 # Inputs the provider cannot update in place (a change replaces the resource), per type.
 REPLACED_ON_CHANGE = {

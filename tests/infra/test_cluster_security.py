@@ -7,7 +7,7 @@ import inspect
 import ipaddress
 from typing import Any
 
-from tests.infra.conftest import Plan
+from tests.infra.plans import Plan
 
 CLUSTER = "gcp:container/cluster:Cluster"
 NODE_POOL = "gcp:container/nodePool:NodePool"

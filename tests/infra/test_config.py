@@ -15,7 +15,7 @@ import yaml
 
 from infra.config import ConfigError, StackConfig, load_stack_config, parse_stack_config
 from infra.placeholders import find_placeholders
-from tests.infra.conftest import ROOT, STACKS, stack_config
+from tests.infra.plans import ROOT, STACKS, stack_config
 
 
 def _with(stack: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -104,6 +104,30 @@ def test_unknown_machine_family_is_rejected() -> None:
     assert "unknown machine family 'x9'" in message
 
 
+@pytest.mark.parametrize(
+    ("pool", "machine_type", "message"),
+    [
+        ("model", "n4-standard-8", "unknown machine family 'n4'"),
+        ("model", "c4-standard-8", "unknown machine family 'c4'"),
+        ("system", "c2-standard-4", "unknown machine family 'c2'"),
+        ("model", "n2-custom-4-8192", "is not a predefined n2 type"),
+        ("model", "t2d-highmem-8", "is not a predefined t2d type"),
+    ],
+)
+def test_a_machine_type_outside_the_machine_table_is_rejected_by_key(
+    pool: str, machine_type: str, message: str
+) -> None:
+    """Without a shape, the pods-fit-their-pool check has nothing to check and the cost tool
+    nothing to price (infra/machines.py is the one table): refused, not let through."""
+
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:nodePools"][pool]["machineType"] = machine_type
+
+    error = _error(_with("dev", change))
+    assert f"moderation:nodePools.{pool}: machineType '{machine_type}': " in error
+    assert message in error
+
+
 def test_gpu_pool_needs_a_gpu_machine_and_accelerator() -> None:
     def change(config: dict[str, Any]) -> None:
         config["moderation:nodePools"]["gpu"] = {
@@ -114,6 +138,20 @@ def test_gpu_pool_needs_a_gpu_machine_and_accelerator() -> None:
         }
 
     assert "cannot attach GPUs" in _error(_with("dev", change))
+
+
+def test_a_gpu_the_machine_family_cannot_attach_is_rejected() -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:nodePools"]["gpu"] = {
+            "machineType": "n1-standard-8",
+            "minNodes": 0,
+            "maxNodes": 1,
+            "acceleratorType": "nvidia-l4",
+        }
+
+    error = _error(_with("dev", change))
+    assert "moderation:nodePools.gpu" in error
+    assert "cannot attach nvidia-l4; its family attaches nvidia-tesla-t4" in error
 
 
 def test_workload_on_gpu_needs_a_gpu_pool() -> None:
@@ -290,7 +328,7 @@ def test_plan_tool_exits_with_the_config_error(tmp_path: Any) -> None:
         [
             sys.executable,
             "-m",
-            "infra.plan",
+            "tools.plan",
             "--stack",
             "prod",
             "--stack-file",

@@ -16,8 +16,8 @@ import re
 import pulumi_gcp as gcp
 import pytest
 
-from tests.infra.conftest import Plan
 from tests.infra.google_discovery import document
+from tests.infra.plans import Plan
 from tests.infra.test_google_api_definitions import PROVIDER_OWNED
 
 CLUSTER = "gcp:container/cluster:Cluster"

@@ -4,7 +4,7 @@ scanned (Artifact Analysis), and GKE's security posture scans the workloads that
 from __future__ import annotations
 
 from infra.registry import CONTAINER_SCANNING_API
-from tests.infra.conftest import Plan, stack_config
+from tests.infra.plans import Plan, stack_config
 
 
 def test_registry_scans_every_pushed_image(plan: Plan) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from infra.workload import IMAGE_PULL_SECONDS, KEY_FILE_MOUNT_SECONDS, NODE_FROM_ZERO_SECONDS
-from tests.infra.conftest import Plan
+from tests.infra.plans import Plan
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Plan
+from tests.infra.plans import Plan
 
 SLEEP = "time:index/sleep:Sleep"
 LOG_METRIC = "gcp:logging/metric:Metric"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Plan
 from tests.infra.google_discovery import API_SCHEMAS, check_resource, document
+from tests.infra.plans import Plan
 
 CLUSTER = "gcp:container/cluster:Cluster"
 

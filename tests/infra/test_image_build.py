@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from infra.image import DOCKERFILE, image_context
-from infra.plan import mock_image_digest
-from service.build_bento import IMAGE_CONTEXTS, REPO_ROOT
-from tests.infra.conftest import Plan, stack_config
-from tests.infra.test_edge_config import CANARY
+from tests.infra.edge.test_config import CANARY
+from tests.infra.plans import Plan, stack_config
+from tools.build_bento import IMAGE_CONTEXTS, REPO_ROOT
+from tools.plan import mock_image_digest
 
 IMAGE = "docker-build:index:Image"
 REPOSITORY = "gcp:artifactregistry/repository:Repository::moderation"

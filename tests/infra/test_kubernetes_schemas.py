@@ -10,16 +10,13 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
 
-from tests.infra.conftest import KUBERNETES_API_GROUPS, Plan, stack_config
-
-CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
+from tests.infra.plans import CRD_SCHEMAS, KUBERNETES_API_GROUPS, Plan, stack_config
 
 
 def _group_version(obj: dict[str, Any]) -> tuple[str, str]:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from infra.plan import mock_image_digest
-from tests.infra.conftest import Plan
+from tests.infra.plans import Plan
+from tools.plan import mock_image_digest
 
 IMAGE = "docker-build:index:Image"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

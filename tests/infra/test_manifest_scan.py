@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.infra.conftest import ROOT, Plan
+from tests.infra.plans import ROOT, Plan
 
 CHECKOV = Path(os.environ.get("CHECKOV", ROOT / "build" / "tools" / "checkov" / "bin" / "checkov"))
 EXCEPTIONS = Path(__file__).with_name("checkov_exceptions.yaml")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Plan
+from tests.infra.plans import Plan
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 

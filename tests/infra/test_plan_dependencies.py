@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import KUBERNETES_API_GROUPS, Plan
+from tests.infra.plans import KUBERNETES_API_GROUPS, Plan
 
 CLUSTER = "gcp:container/cluster:Cluster::moderation"
 

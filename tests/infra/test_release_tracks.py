@@ -14,7 +14,9 @@ import pytest
 from infra.observability import metrics as m
 from infra.observability.alerts import RUNBOOKS
 from infra.workload import TRACK_LABEL, VERSION_LABEL
-from tests.infra.conftest import STACKS, Plan, stack_config
+from tests.infra.edge.test_canary import DEPLOYMENT, HTTP_ROUTE, _deployments
+from tests.infra.edge.test_config import CANARY
+from tests.infra.edge.test_crd_rules import _check, _schema
 from tests.infra.observability_queries import (
     ALERT_POLICY,
     DASHBOARD,
@@ -23,9 +25,7 @@ from tests.infra.observability_queries import (
     result_labels,
     selectors,
 )
-from tests.infra.test_edge_canary import DEPLOYMENT, HTTP_ROUTE, _deployments
-from tests.infra.test_edge_config import CANARY
-from tests.infra.test_edge_crd_rules import _check, _schema
+from tests.infra.plans import STACKS, Plan, stack_config
 from tests.infra.test_kubernetes_schemas import _kubernetes_version, _validate
 
 CANDIDATE = {"bento": CANARY["bento"], "image": CANARY["image"]}

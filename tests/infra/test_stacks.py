@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from tests.infra.conftest import Plan
+from tests.infra.plans import Plan
 
 # Inputs of the core components allowed to differ between dev and prod (list indices dropped).
 # Anything else differing is a stack leaking into code, or a config key nobody meant to vary.

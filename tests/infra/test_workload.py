@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from infra.observability.metrics_adapter import NAME, NAMESPACE
-from tests.infra.conftest import Plan, stack_config
 from tests.infra.network_policy import Peer, allows, pod
+from tests.infra.plans import Plan, stack_config
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 APP_SELECTOR = {"app.kubernetes.io/name": "moderation"}

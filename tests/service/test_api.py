@@ -14,11 +14,11 @@ import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.categories import CATEGORIES
 from tests.fixtures.catalog import StoredModels
-from tests.fixtures.servers import API_KEYS, LIMITS, MAX_BODY_BYTES, RunningServer
+from tests.fixtures.http import assert_openai_error, metric_samples, metric_value
+from tests.fixtures.servers import LIMITS, MAX_BODY_BYTES, RunningServer
 
 pytestmark = pytest.mark.slow
 MAX_INPUTS = int(LIMITS["MODERATION_MAX_INPUTS"])
@@ -34,17 +34,6 @@ def openai_client(server: RunningServer, api_key: str | None = None) -> openai.O
 def moderate(server: RunningServer, payload: object, **headers: str) -> httpx.Response:
     with server.client() as client:
         return client.post("/v1/moderations", json=payload, headers=headers)
-
-
-def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["message"] and "Traceback" not in response.text
-    assert error["type"] == ("server_error" if status >= 500 else "invalid_request_error")
-    if param is not None:
-        assert error["param"] == param
-    return error
 
 
 def assert_moderation_shape(result: dict) -> None:
@@ -219,24 +208,6 @@ def test_openapi_document_describes_the_api(server: RunningServer) -> None:
     assert "security" not in paths["/readyz"]["get"]
 
 
-def metric_samples(server: RunningServer) -> dict[str, list]:
-    with server.client() as client:
-        text = client.get("/metrics").text
-    samples: dict[str, list] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
-    return samples
-
-
-def metric_value(samples: dict[str, list], name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for sample in samples.get(name, [])
-        if all(sample.labels.get(key) == value for key, value in labels.items())
-    )
-
-
 def test_metrics_count_requests_flags_lengths_and_inference(server: RunningServer) -> None:
     texts = [f"metrics sample {index} " * (index + 1) for index in range(MAX_INPUTS)]
     before = metric_samples(server)
@@ -331,46 +302,6 @@ def test_concurrent_requests_are_batched(server: RunningServer) -> None:
 # --- bad input: a clear 4xx with the OpenAI error body, never a 5xx ----------------------------
 
 
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        (b'{"input": "unterminated', None),
-        (b"\xff\xfe{not even utf-8", None),
-        (b'{"input": "\xff\xfe"}', None),
-        (b'{"input": "lone \\ud800 surrogate"}', None),
-        (b"", None),
-        (b"[1, 2]", None),
-        (b'"just a string"', None),
-        (b"{}", "input"),
-        (b'{"model": "tiny-koala"}', "input"),
-        (b'{"input": []}', "input"),
-        (b'{"input": ["fine", 1]}', "input"),
-        (b'{"input": [null]}', "input"),
-        (b'{"input": 5}', "input"),
-        (b'{"input": {"type": "text", "text": "x"}}', "input"),
-        (b'{"input": "x", "model": 7}', "model"),
-    ],
-)
-def test_malformed_requests_get_400(server: RunningServer, body: bytes, param: str | None) -> None:
-    with server.client() as client:
-        response = client.post(
-            "/v1/moderations", content=body, headers={"Content-Type": "application/json"}
-        )
-    assert_openai_error(response, 400, param)
-
-
-def test_too_many_inputs_gets_400(server: RunningServer) -> None:
-    error = assert_openai_error(moderate(server, {"input": ["x"] * (MAX_INPUTS + 1)}), 400, "input")
-    assert error["code"] == "too_many_inputs"
-    assert moderate(server, {"input": ["x"] * MAX_INPUTS}).status_code == 200
-
-
-def test_text_over_the_character_limit_gets_400(server: RunningServer) -> None:
-    error = assert_openai_error(moderate(server, {"input": ["ok", "y" * (MAX_CHARS + 1)]}), 400)
-    assert error["code"] == "input_too_long"
-    assert moderate(server, {"input": "y" * MAX_CHARS}).status_code == 200
-
-
 def test_body_over_the_size_limit_gets_413(server: RunningServer) -> None:
     oversized = json.dumps({"input": "z" * MAX_BODY_BYTES}).encode()
     with server.client() as client:
@@ -384,51 +315,9 @@ def test_body_over_the_size_limit_gets_413(server: RunningServer) -> None:
         assert assert_openai_error(response, 413)["code"] == "request_too_large"
 
 
-def test_unknown_model_gets_404(server: RunningServer) -> None:
-    error = assert_openai_error(moderate(server, {"model": "gpt-9", "input": "x"}), 404, "model")
-    assert error["code"] == "model_not_found"
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/v1/moderations"), ("PUT", "/v1/moderations"), ("POST", "/v1/models")],
-)
-def test_wrong_method_gets_405(server: RunningServer, method: str, path: str) -> None:
-    with server.client() as client:
-        assert_openai_error(client.request(method, path), 405)
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", "/v1/nope"),
-        ("POST", "/v1/moderations/extra"),
-        ("DELETE", "/v1/"),
-        ("GET", "/v1/x/y"),
-    ],
-)
-def test_unknown_api_path_gets_404(server: RunningServer, method: str, path: str) -> None:
-    with server.client() as client:
-        error = assert_openai_error(client.request(method, path), 404)
-    assert error["message"] == f"Invalid URL ({method} {path})"
-    with server.client(api_key=None) as client:  # which paths exist is not told without a key
-        assert_openai_error(client.request(method, path), 401)
-
-
 def test_openai_client_raises_not_found_for_an_unknown_api_path(server: RunningServer) -> None:
     with pytest.raises(openai.NotFoundError, match="Invalid URL"):
         openai_client(server).embeddings.create(model="profanity-check", input="x")
-
-
-def test_curl_style_form_content_type_is_read_as_json(server: RunningServer) -> None:
-    # `curl -d '{...}'` sends application/x-www-form-urlencoded; the OpenAI API accepts it.
-    with server.client() as client:
-        response = client.post(
-            "/v1/moderations",
-            content=b'{"input": "hello"}',
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-    assert response.status_code == 200
 
 
 @settings(
@@ -456,30 +345,6 @@ def test_any_unicode_text_gets_a_well_formed_result(
 
 
 # --- auth ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "authorization",
-    [None, "Bearer wrong-key", "Basic dGVzdA==", f"Bearer {API_KEYS[0]}x", "Bearer"],
-)
-def test_requests_without_a_valid_key_get_401(
-    server: RunningServer, authorization: str | None
-) -> None:
-    headers = {"Authorization": authorization} if authorization else {}
-    with server.client(api_key=None) as client:
-        for response in (
-            client.post("/v1/moderations", json={"input": "x"}, headers=headers),
-            client.get("/v1/models", headers=headers),
-            client.post("/v1/moderations", content=b"{bad json", headers=headers),
-        ):
-            assert assert_openai_error(response, 401)["code"] == "invalid_api_key"
-            assert response.headers["WWW-Authenticate"] == "Bearer"
-
-
-def test_every_configured_key_works(server: RunningServer) -> None:
-    for key in API_KEYS:
-        with server.client(api_key=key) as client:
-            assert client.post("/v1/moderations", json={"input": "x"}).status_code == 200
 
 
 # --- logs ---------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from service.backends import CategoryScorer
+from bench.deberta import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
-from service.model_import import import_model
+from service.moderation import CategoryScorer
 from service.settings import SettingsError
-from tests.fixtures.catalog import StoredModels
-from tests.fixtures.tiny_models import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
+from tests.fixtures.catalog import StoredModels, koala_spec
+from tools.model_import import import_model
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
 # More texts, on which the tiny Koala model's top label within each group below varies.
@@ -24,18 +24,6 @@ MORE_TEXTS = [
     "moderation models score text",
     "ABC xyz 123",
 ]
-
-
-def koala_spec(tag: str, **overrides: object) -> ModelSpec:
-    return ModelSpec.model_validate(
-        {
-            "name": "tiny-koala",
-            "backend": "transformers",
-            "tag": tag,
-            "labels": KOALA_CATEGORIES,
-            **overrides,
-        }
-    )
 
 
 def model_probabilities(
@@ -148,25 +136,6 @@ def test_int8_precision_quantises_every_linear_layer(stored_models: StoredModels
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in modules)
     for scores in scorer.score(TEXTS):
         assert all(0.0 <= value <= 1.0 for value in scores.values())
-
-
-def test_onnx_export_scores_like_torch_in_fp32_and_its_int8_copy_differs(
-    stored_models: StoredModels,
-) -> None:
-    from service.onnx_export import export
-
-    exported = export(stored_models.koala, name="tiny-koala-onnx-test")
-    assert exported.info.labels["source"] == stored_models.koala
-    torch_scores = CategoryScorer(
-        koala_spec(stored_models.koala), bentoml.models.get(stored_models.koala)
-    ).score(TEXTS)
-    onnx_fp32 = CategoryScorer(koala_spec(str(exported.tag), backend="onnx"), exported)
-    onnx_int8 = CategoryScorer(
-        koala_spec(str(exported.tag), backend="onnx", precision="int8"), exported
-    )
-    for expected, observed in zip(torch_scores, onnx_fp32.score(TEXTS), strict=True):
-        assert list(observed.values()) == pytest.approx(list(expected.values()), abs=1e-4)
-    assert onnx_int8.score(TEXTS) != onnx_fp32.score(TEXTS)
 
 
 def test_inference_threads_follow_the_setting_and_a_bad_value_is_refused(

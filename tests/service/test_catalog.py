@@ -7,9 +7,14 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.catalog import CATALOG_ENV, DEFAULT_CATALOG_PATH, Catalog, load_catalog
+from service.catalog import (
+    CATALOG_ENV,
+    DEFAULT_CATALOG_PATH,
+    Catalog,
+    load_catalog,
+    model_attribute,
+)
 from service.categories import CATEGORIES
-from service.inference import model_attribute
 
 
 def entry(name: str, **overrides: object) -> dict[str, object]:
@@ -119,7 +124,7 @@ def test_names_and_aliases_that_differ_only_in_punctuation_are_rejected_naming_b
 # valid model names from a small alphabet, so that near-collisions are common
 @given(st.lists(st.from_regex(r"[ab][ab._-]{0,2}", fullmatch=True), min_size=2, max_size=4))
 def test_catalog_accepts_exactly_the_names_the_service_keeps_apart(names: list[str]) -> None:
-    """The oracle is the service's own per-model attribute naming (service/inference.py)."""
+    """The oracle is the service's own per-model attribute naming (service/catalog.py)."""
     attributes = {model_attribute(name) for name in names}
     document = {"default_model": names[0], "models": [entry(name) for name in names]}
     if len(attributes) == len(names):

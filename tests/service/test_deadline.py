@@ -1,17 +1,24 @@
-"""Deadline: asyncio.timeout's behaviour, without its timer keeping the caller's context alive."""
+"""Deadlines. Deadline: asyncio.timeout's behaviour, without its timer keeping the caller's context
+alive. RequestDeadline: a request the server cannot answer in time gets the OpenAI 504 from inside
+the API app (logged and counted), not BentoML's bare 504 from outside it; in process, the API app
+of service/api.py with a route that hangs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import gc
+import time
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import pytest
+from fastapi.testclient import TestClient
 
+from service.api import create_app
 from service.deadline import Deadline
+from service.settings import Settings
 
 
 class RequestState:
@@ -95,3 +102,29 @@ def test_a_finished_request_leaves_nothing_alive_on_the_event_loop() -> None:
 def test_asyncio_timeout_keeps_the_request_alive_which_is_why_deadline_exists() -> None:
     """If a later Python stops doing this, Deadline can go: asyncio.timeout would do."""
     assert request_state_alive_after(asyncio.timeout)
+
+
+def hanging_app(request_timeout_s: float) -> TestClient:
+    # auth is not what is tested here
+    app = create_app(Settings(auth_disabled=True, request_timeout_s=request_timeout_s))
+
+    @app.get("/v1/hang")
+    async def hang() -> dict[str, str]:
+        await asyncio.sleep(30)
+        return {}
+
+    @app.get("/v1/quick")
+    async def quick() -> dict[str, str]:
+        return {"answer": "in time"}
+
+    return TestClient(app)
+
+
+def test_a_request_over_the_deadline_gets_the_openai_504() -> None:
+    with hanging_app(request_timeout_s=0.2) as client:
+        started = time.monotonic()
+        response = client.get("/v1/hang")
+        assert time.monotonic() - started < 5
+        assert response.status_code == 504
+        assert response.json()["error"]["type"] == "server_error"
+        assert client.get("/v1/quick").json() == {"answer": "in time"}

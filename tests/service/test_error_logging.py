@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import ApiError, create_app
+from service.settings import Settings
 
 SECRET_TEXT = "the user's private text"
 
@@ -40,12 +41,8 @@ def request_log() -> Iterator[Lines]:
 
 
 def app_failing_with(error: Exception | None) -> TestClient:
-    app = create_app()
-    app.state.api_keys = None  # auth disabled: the error comes from the route
-    app.state.key_rate_limiter = None
-    app.state.max_body_bytes = 1024
-    app.state.body_timeout_s = 10.0
-    app.state.request_timeout_s = 0.2
+    # auth disabled: the error comes from the route
+    app = create_app(Settings(auth_disabled=True, request_timeout_s=0.2))
 
     @app.post("/v1/fail")
     async def fail() -> None:

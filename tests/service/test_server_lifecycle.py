@@ -12,19 +12,18 @@ import httpx
 import pytest
 import yaml
 
-from service.auth import hash_key
-from service.backends import SKLEARN_PIPELINE_FILE
-from tests.fixtures.catalog import StoredModels, catalog_document
-from tests.fixtures.servers import (
+from bench.servers import (
     REPO_ROOT,
-    RunningServer,
     free_port,
-    server_env,
     server_home,
     start_server,
     stop_server,
     wait_until_ready,
 )
+from service.auth import hash_key
+from service.backends import SKLEARN_PIPELINE_FILE
+from tests.fixtures.catalog import StoredModels, catalog_document
+from tests.fixtures.servers import RunningServer, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +74,7 @@ def test_server_with_a_catalog_model_missing_from_the_store_names_the_fix(
         line for line in output.splitlines() if "not in the BentoML model store" in line
     ]
     assert error_line.startswith("Error: ")
-    assert "python -m service.store ensure-default" in error_line
+    assert "python -m tools.store ensure-default" in error_line
     assert "make import-model SOURCE=" in error_line
     assert "cloud" not in output.lower()
     assert "Traceback" not in output

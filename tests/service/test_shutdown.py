@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.servers import API_KEYS, start_ready_server, stop_server, worker_pids
+from bench.servers import stop_server
+from tests.fixtures.servers import API_KEYS, start_ready_server, worker_pids
 
 pytestmark = pytest.mark.slow
 

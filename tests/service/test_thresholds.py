@@ -1,9 +1,9 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.app import moderate
 from service.catalog import ModelSpec
 from service.categories import CATEGORIES
+from service.moderation import moderate
 
 SPEC = ModelSpec.model_validate(
     {

@@ -1,1 +1,0 @@
-"""Pulumi policy pack of the kit's secure defaults: `pulumi preview --policy-pack infra/policy`."""

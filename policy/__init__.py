@@ -1,0 +1,1 @@
+"""Pulumi policy pack of the kit's secure defaults: `pulumi preview --policy-pack policy`."""

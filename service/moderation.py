@@ -1,0 +1,216 @@
+"""The moderation core, with no HTTP in it: catalog lookup, batch submit, category mapping and
+thresholds, from texts to OpenAI-shaped results.
+
+The service class (service/app.py) names every catalog model as a class attribute, which is how
+BentoML packs them into the Bento; `Moderator.start` turns those references into loaded models on
+the inference thread (service/batching.py). A model that cannot load leaves the moderator unready,
+with one log line per model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import bentoml
+import numpy as np
+
+from service.backends import LabelScorer, load_scorer
+from service.batching import Batcher, BatchLimits
+from service.catalog import Catalog, ModelSpec, model_attribute
+from service.categories import CATEGORIES, Category
+from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, SCORES
+from service.normalize import normalize
+from service.request_log import log_event
+from service.schemas import ModelCard, ModerationResult
+from service.settings import Settings
+
+
+class ModelLoadError(Exception):
+    """Catalog models could not be loaded: one line per model, naming it and saying why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class NotReady(Exception):
+    """The models are not loaded: still loading, or one failed (`load_failed`)."""
+
+    def __init__(self, load_failed: bool) -> None:
+        super().__init__("a model failed to load" if load_failed else "the models are loading")
+        self.load_failed = load_failed
+
+
+class CategoryScorer:
+    """One catalog model, loaded: texts in, a score for every OpenAI category out."""
+
+    def __init__(self, spec: ModelSpec, model: bentoml.Model) -> None:
+        self.spec = spec
+        self.stored = model
+        self._scorer: LabelScorer = load_scorer(spec.backend, model, spec.precision)
+        unknown = set(spec.labels) - set(self._scorer.labels)
+        if unknown:
+            raise ValueError(
+                f"catalog model {spec.name!r} maps labels {sorted(unknown)} that {model.tag} "
+                f"does not have (it has {list(self._scorer.labels)})"
+            )
+        # column index of each model label feeding each category
+        self._columns: dict[Category, list[int]] = {
+            category: [
+                index
+                for index, label in enumerate(self._scorer.labels)
+                if spec.labels.get(label) == category
+            ]
+            for category in spec.covered_categories
+        }
+        # The score distribution per category (what the dashboard compares between tracks).
+        self._histograms = {
+            category: SCORES.labels(model=spec.name, category=category)
+            for category in spec.covered_categories
+        }
+
+    def score(self, texts: Sequence[str]) -> list[dict[Category, float]]:
+        """Every category per text; a category fed by several labels takes the highest.
+
+        The one place texts reach a model: normalised here when the catalog says so.
+        """
+        if self.spec.normalize:
+            texts = [normalize(text) for text in texts]
+        probabilities = self._scorer.predict(texts)
+        results: list[dict[Category, float]] = []
+        for row in probabilities:
+            scores = dict.fromkeys(CATEGORIES, 0.0)
+            for category, columns in self._columns.items():
+                scores[category] = float(np.clip(row[columns].max(), 0.0, 1.0))
+                self._histograms[category].observe(scores[category])
+            results.append(scores)
+        return results
+
+
+def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult:
+    """Apply the catalog thresholds: a category is flagged at or over its threshold."""
+    flags = spec.flags(scores)
+    return ModerationResult(
+        flagged=any(flags.values()),
+        categories=flags,
+        category_scores={category: scores[category] for category in CATEGORIES},
+    )
+
+
+class LoadedModels:
+    """Every catalog model, ready to score: what the inference thread calls."""
+
+    def __init__(self, catalog: Catalog, scorers: dict[str, CategoryScorer]) -> None:
+        self._catalog = catalog
+        self._scorers = scorers
+
+    @classmethod
+    def load(cls, catalog: Catalog, owner: object) -> LoadedModels:
+        """Load every model that `owner` (the service instance) names, or say which cannot."""
+        scorers: dict[str, CategoryScorer] = {}
+        problems: list[str] = []
+        for spec in catalog.models:
+            try:
+                stored = getattr(owner, model_attribute(spec.name))
+                scorers[spec.name] = CategoryScorer(spec, stored)
+            except Exception as error:  # whatever a broken model file raises
+                reason = " ".join(str(error).split())[:500] or "no message"
+                problems.append(
+                    f"model {spec.name!r} ({spec.tag}) failed to load: "
+                    f"{type(error).__name__}: {reason}"
+                )
+        if problems:
+            raise ModelLoadError(problems)
+        return cls(catalog, scorers)
+
+    def score(self, model: str, texts: Sequence[str]) -> list[dict[Category, float]]:
+        """Scores for every OpenAI category, one dict per text, in order."""
+        return self._scorers[model].score(texts)
+
+    def cards(self) -> list[ModelCard]:
+        """The loaded models, default first."""
+        cards = [
+            ModelCard(
+                id=spec.name,
+                created=int(scorer.stored.info.creation_time.timestamp()),
+                owned_by=spec.source or scorer.stored.info.labels.get("source", "local"),
+                tag=str(scorer.stored.tag),
+                backend=spec.backend.value,
+                default=spec.name == self._catalog.default_model,
+                aliases=list(spec.aliases),
+                categories=sorted(spec.covered_categories),
+            )
+            for spec, scorer in ((spec, self._scorers[spec.name]) for spec in self._catalog.models)
+        ]
+        return sorted(cards, key=lambda card: not card.default)
+
+
+class Moderator:
+    """The catalog's models behind one in-process batcher: what a moderation request runs."""
+
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.models: LoadedModels | None = None
+        self.load_failed = False
+        self.batcher: Batcher[dict[Category, float]] = Batcher(
+            self._score,
+            BatchLimits(
+                max_texts=settings.max_batch_texts,
+                max_chars=settings.max_batch_chars,
+                max_queued_requests=settings.max_queued_requests,
+                max_queued_texts=settings.max_queued_texts,
+            ),
+            observe=_observe_batch,
+        )
+
+    def start(self, owner: object) -> None:
+        """Load the models `owner` names on the inference thread, before any batch."""
+        self.batcher.start_on_thread(lambda: self._load(owner))
+
+    def _load(self, owner: object) -> None:
+        """A model that cannot load leaves the pod unready, said in one line (no retry loop)."""
+        try:
+            self.models = LoadedModels.load(self.catalog, owner)
+        except ModelLoadError as error:
+            self.load_failed = True
+            for problem in error.problems:
+                log_event("ERROR", problem)
+
+    def _score(self, model: str, texts: list[str]) -> list[dict[Category, float]]:
+        assert self.models is not None  # requests reach the batcher only once loaded
+        return self.models.score(model, texts)
+
+    def loaded(self) -> LoadedModels:
+        """The loaded models; NotReady until every one is."""
+        if self.models is None:
+            raise NotReady(self.load_failed)
+        return self.models
+
+    def find(self, name: str | None) -> ModelSpec | None:
+        """The catalog model a request names (or the default), or None."""
+        return self.catalog.find(name)
+
+    async def moderate(self, spec: ModelSpec, texts: list[str]) -> list[ModerationResult]:
+        """Score `texts` in the next batches and apply the thresholds; raises Overloaded when the
+        queue is full (service/batching.py)."""
+        scores = await self.batcher.submit(spec.name, texts)
+        results = [moderate(spec, text_scores) for text_scores in scores]
+        _observe(spec, texts, results)
+        return results
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+
+def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:
+    for text in texts:
+        INPUT_CHARS.labels(model=spec.name).observe(len(text))
+    for result in results:
+        for category, flagged in result.categories.items():
+            if flagged:
+                FLAGGED.labels(model=spec.name, category=category).inc()
+
+
+def _observe_batch(model: str, texts: int, seconds: float) -> None:
+    BATCH_SIZE.labels(model=model).observe(texts)
+    INFERENCE_LATENCY.labels(model=model).observe(seconds)

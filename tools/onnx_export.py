@@ -1,0 +1,110 @@
+"""Export a stored transformers classifier for ONNX Runtime: `make export-onnx TAG=<name:version>`.
+
+An explicit, offline command (never a side effect of build or serve): it reads the stored model,
+traces it with torch.onnx (fp32, dynamic batch and sequence axes), writes a dynamically quantised
+int8 copy next to it with ONNX Runtime's quantiser, checks the fp32 export against torch on a few
+texts, and stores both with the tokenizer and config as a new model `<name>-onnx:<version>` (same
+version as its source, label `source` naming the torch model). The catalog then serves it with
+`backend: onnx` and `precision: fp32` or `int8`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+import yaml
+
+from service.backends import ONNX_FILES
+from service.catalog import Precision
+from tools.model_import import catalog_entry
+
+OPSET = 17
+# Exported and torch logits of the fp32 export must agree this closely (float rounding only).
+MAX_EXPORT_ERROR = 1e-3
+_CHECK_TEXTS = ("hello there", "a somewhat longer sentence, to vary the sequence length", "x")
+_MODEL_FILES = ("*.safetensors", "*.bin", "*.onnx")
+
+
+def export(tag: str, name: str | None = None) -> bentoml.Model:
+    """Trace `tag` to ONNX (fp32 and int8) and store the result; return the new store model."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    source = bentoml.models.get(tag)
+    tokenizer = AutoTokenizer.from_pretrained(source.path)
+    model = AutoModelForSequenceClassification.from_pretrained(source.path).eval()
+    sample = tokenizer(list(_CHECK_TEXTS), padding=True, return_tensors="pt")
+    inputs = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in sample]
+    axes = {key: {0: "batch", 1: "sequence"} for key in inputs} | {"logits": {0: "batch"}}
+    with tempfile.TemporaryDirectory(prefix="onnx-export-") as work:
+        fp32 = Path(work) / ONNX_FILES[Precision.FP32]
+        with warnings.catch_warnings():
+            # The tracer warns about shape checks it freezes; self-attention keeps them true.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                model,
+                tuple(sample[key] for key in inputs),
+                fp32,
+                input_names=inputs,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        _check_against_torch(fp32, model, tokenizer)
+        quantize_dynamic(fp32, Path(work) / ONNX_FILES[Precision.INT8], weight_type=QuantType.QInt8)
+        with bentoml.models.create(
+            bentoml.Tag(name or f"{source.tag.name}-onnx", source.tag.version),
+            labels={"source": str(source.tag), "revision": source.info.labels.get("revision", "")},
+            metadata={**source.info.metadata, "backend": "onnx", "opset": OPSET},
+        ) as stored:
+            shutil.copytree(
+                source.path,
+                stored.path,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns(*_MODEL_FILES),
+            )
+            for file in ONNX_FILES.values():
+                shutil.copy(Path(work) / file, stored.path_of(file))
+    return stored
+
+
+def _check_against_torch(path: Path, model: Any, tokenizer: Any) -> None:
+    import onnxruntime
+    import torch
+
+    encoded = tokenizer(list(_CHECK_TEXTS[::-1]), padding=True, return_tensors="np")
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feed = {node.name: encoded[node.name].astype(np.int64) for node in session.get_inputs()}
+    (exported,) = session.run(["logits"], feed)
+    with torch.inference_mode():
+        expected = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
+    error = float(np.abs(exported - expected).max())
+    if error > MAX_EXPORT_ERROR:
+        raise RuntimeError(f"ONNX export of {path.name} differs from torch by {error:.2g}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.onnx_export", description=__doc__)
+    parser.add_argument("--tag", required=True, help="stored transformers model, name:version")
+    parser.add_argument("--name", help="store name of the export (default: <name>-onnx)")
+    args = parser.parse_args(argv)
+    stored = export(args.tag, args.name)
+    entry = {**catalog_entry(stored), "backend": "onnx", "precision": "int8"}
+    print("Catalog entry (map each label to an OpenAI category, as for the source model):")
+    print(yaml.safe_dump([entry], sort_keys=False), end="")
+    print(stored.tag)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
