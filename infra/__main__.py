@@ -155,7 +155,7 @@ gateway = EdgeGateway(
         address_name=endpoint.address_name,
         certificate_map_name=endpoint.certificate_map_name,
         ssl_policy_name=f"moderation-{config.environment}-tls",
-        security_policy_name=armor.policy_name,
+        security_policy=armor.policy,
         backends=[
             WeightedBackend(track, deployment.service_name, deployment.service_port, weights[track])
             for track, deployment in tracks.items()

@@ -223,6 +223,7 @@ def security_policy_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPol
 class ArmorPolicy(pulumi.ComponentResource):
     """The Cloud Armor policy that the Gateway's backend policies attach."""
 
+    policy: gcp.compute.SecurityPolicy
     policy_name: pulumi.Output[str]
     self_link: pulumi.Output[str]
 
@@ -249,6 +250,7 @@ class ArmorPolicy(pulumi.ComponentResource):
             rules=security_policy_rules(args),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.policy = policy
         self.policy_name = policy.name
         self.self_link = policy.self_link
         self.register_outputs({"policy_name": self.policy_name, "self_link": self.self_link})

@@ -80,7 +80,8 @@ class EdgeGatewayArgs:
     address_name: pulumi.Input[str]
     certificate_map_name: pulumi.Input[str]
     ssl_policy_name: str
-    security_policy_name: pulumi.Input[str]
+    security_policy: gcp.compute.SecurityPolicy
+    """Cloud Armor policy of every backend (`ArmorPolicy.policy`)."""
     backends: Sequence[WeightedBackend]
     labels: Mapping[str, str]
     mirror: MirrorBackend | None = None
@@ -181,7 +182,7 @@ def _backend_policy_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str])
     return {
         "targetRef": _service_ref(service_name),
         "default": {
-            "securityPolicy": args.security_policy_name,
+            "securityPolicy": args.security_policy.name,
             "logging": {
                 "enabled": True,
                 "sampleRate": round(args.config.log_sample_rate * LOG_SAMPLE_RATE_SCALE),
@@ -226,6 +227,10 @@ class EdgeGateway(pulumi.ComponentResource):
             profile="MODERN",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The load balancer GKE builds for the Gateway uses every GCP resource named here and in
+        # the policies attached to it: the Gateway waits for them, so that destroy (or a rename)
+        # deletes it, and with it the load balancer, before them (Compute refuses to delete a
+        # policy in use). The address and certificate map come in as their Outputs.
         gateway = self._object(
             f"{name}-gateway",
             GATEWAY_API,
@@ -233,6 +238,7 @@ class EdgeGateway(pulumi.ComponentResource):
             args.gateway_name,
             _gateway_spec(args),
             annotations={CERTMAP_ANNOTATION: args.certificate_map_name},
+            depends_on=[ssl_policy, args.security_policy],
         )
         after_gateway = [gateway]
         self._object(
