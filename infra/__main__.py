@@ -18,6 +18,7 @@ if not __package__:
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.apis import ProjectApis, ProjectApisArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import load_stack_config
 from infra.edge.api_keys import ApiKeys, ApiKeysArgs
@@ -46,11 +47,14 @@ project, region, labels = config.gcp.project, config.gcp.region, config.labels
 # The HPA's serving metric (requests in flight) reaches it through the custom metrics adapter.
 scales_on_serving_metric = config.workload.autoscaling.target_in_flight_requests is not None
 
-# --- Google Cloud ---------------------------------------------------------------------------------
-network = Network("moderation", NetworkArgs(config=config.network, region=region))
+# --- Google Cloud: every GCP resource goes through a provider that waits for the APIs it calls ---
+apis = ProjectApis("moderation", ProjectApisArgs(project=project))
+on_gcp = pulumi.ResourceOptions(providers={"gcp": apis.provider})
+network = Network("moderation", NetworkArgs(config=config.network, region=region), opts=on_gcp)
 registry = Registry(
     "moderation",
     RegistryArgs(config=config.registry, project=project, region=region, labels=labels),
+    opts=on_gcp,
 )
 cluster = Cluster(
     "moderation",
@@ -65,10 +69,12 @@ cluster = Cluster(
             *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
         ],
     ),
+    opts=on_gcp,
 )
 node_pools = NodePools(
     "moderation",
     NodePoolsArgs(config=config.node_pools, cluster=cluster, labels=labels),
+    opts=on_gcp,
 )
 
 # --- Kubernetes: everything below goes through this provider, once nodes exist -------------------
@@ -78,7 +84,7 @@ kubernetes = k8s.Provider(
     enable_server_side_apply=True,
     opts=pulumi.ResourceOptions(depends_on=[node_pools]),
 )
-in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "gcp": apis.provider})
 
 workload = Workload(
     "moderation",
@@ -139,12 +145,14 @@ armor = ArmorPolicy(
         # Tracks clients' requests are routed to; the shadow only gets the mirror's copies.
         backends=sum(1 for track in tracks if track in weights),
     ),
+    opts=on_gcp,
 )
 endpoint = PublicEndpoint(
     "moderation",
     PublicEndpointArgs(
         config=edge, resource_prefix=f"moderation-{config.environment}", labels=labels
     ),
+    opts=on_gcp,
 )
 gateway = EdgeGateway(
     "moderation",
@@ -184,6 +192,7 @@ logs = LogPipeline(
         name_prefix=f"moderation-{config.environment}",
         protect=config.is_prod,
     ),
+    opts=on_gcp,
 )
 alerting = Alerting(
     "moderation",
@@ -197,6 +206,7 @@ alerting = Alerting(
         log_metrics_visible=[logs.log_metrics_visible],
         candidate_tracks=list(config.release.candidates),
     ),
+    opts=on_gcp,
 )
 if scales_on_serving_metric:
     MetricsAdapter(
@@ -217,6 +227,7 @@ dashboard = ServiceDashboard(
         namespace=config.workload.namespace,
         log_metrics_visible=[logs.log_metrics_visible],
     ),
+    opts=on_gcp,
 )
 ProjectBudget(
     "moderation",
@@ -226,6 +237,7 @@ ProjectBudget(
         environment=config.environment,
         notification_channels=alerting.channel_ids("WARNING"),
     ),
+    opts=pulumi.ResourceOptions(depends_on=apis.enabled),
 )
 
 # --- stack outputs --------------------------------------------------------------------------------
