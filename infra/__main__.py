@@ -25,7 +25,7 @@ from infra.edge.api_keys import ApiKeys, ApiKeysArgs
 from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
 from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
-from infra.image import BentoImage, BentoImageArgs
+from infra.image import BentoImage, BentoImageArgs, image_resource_name
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
 from infra.observability.alerts import Alerting, AlertingArgs
@@ -107,12 +107,17 @@ api_keys = ApiKeys(
     opts=in_cluster,
 )
 releases = {"stable": config.release.stable, **config.release.candidates}
-# Each release runs its prebuilt image, or the image this program builds from its Bento.
-images = {
-    track: release.image
-    or BentoImage(f"moderation-{track}", BentoImageArgs(release.bento, registry)).ref
-    for track, release in releases.items()
+# Each release runs its prebuilt image, or the image this program builds from its Bento: one
+# image per Bento version, whichever tracks run it, so a promotion (shadow -> canary -> stable)
+# neither rebuilds it (tags are immutable) nor deletes it.
+built = {
+    release.bento: BentoImage(
+        image_resource_name(release.bento), BentoImageArgs(release.bento, registry)
+    ).ref
+    for release in releases.values()
+    if not release.image
 }
+images = {track: release.image or built[release.bento] for track, release in releases.items()}
 tracks = {
     track: ModelDeployment(
         f"moderation-{track}",

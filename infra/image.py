@@ -26,6 +26,12 @@ DOCKERFILE = "env/docker/Dockerfile"
 """The Dockerfile's place in a Bento's build context, as BentoML writes it."""
 
 
+def image_resource_name(bento: str) -> str:
+    """One image resource per Bento version, named by it, whichever tracks run it."""
+    name, version = bento.split(":", 1)
+    return f"{name}-{version}"
+
+
 def image_context(bento: str) -> PurePosixPath:
     """The exported build context of Bento `<name>:<version>`."""
     name, version = bento.split(":", 1)
@@ -67,8 +73,18 @@ class BentoImage(pulumi.ComponentResource):
                     password=pulumi.Output.secret(token),
                 )
             ],
-            # The push needs the repository; its scan results and admission follow from there.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.registry.repository]),
+            # A preview needs no Docker engine: the provider builds only on `pulumi up`, and only
+            # when the context's hash or an input changed (pulumi-docker-build `image.go`, Diff).
+            build_on_preview=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The push needs the repository; its scan results and admission follow from there.
+                depends_on=[args.registry.repository],
+                # Deleting the resource would delete the manifest by digest (the provider's
+                # Delete), while pods may still run it: the registry's cleanup policy retires
+                # old versions instead, and destroy needs no Docker engine.
+                retain_on_delete=True,
+            ),
         )
         self.ref = pulumi.Output.concat(repository, "@", image.digest)
         self.register_outputs({"ref": self.ref})
