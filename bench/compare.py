@@ -31,16 +31,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import bentoml
 import numpy as np
 
 from service.catalog import Catalog, ModelSpec, load_catalog
 from service.categories import CATEGORIES
-
-if TYPE_CHECKING:
-    from service.moderation import CategoryScorer
+from service.moderation import CategoryScorer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = REPO_ROOT / "bench" / "compare_texts.jsonl"
@@ -148,8 +146,6 @@ def by_kind(
 def score_all(loaded: Loaded, texts: Sequence[str]) -> tuple[np.ndarray, float]:
     """Scores (texts x CATEGORIES) and texts per second; model loading and one warm-up batch are
     left out of the timing."""
-    from service.moderation import CategoryScorer
-
     scorer = CategoryScorer(loaded.spec, loaded.model)
     scorer.score(list(texts[:BATCH_SIZE]))
     started = time.perf_counter()

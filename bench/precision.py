@@ -25,6 +25,7 @@ from bench.compare import category_matrix
 from bench.texts import moderation_texts
 from service.catalog import Backend, ModelSpec, Precision, load_catalog
 from service.categories import CATEGORIES
+from service.moderation import CategoryScorer
 
 MIN_AGREEMENT = 0.99
 MAX_SCORE_DIFFERENCE = 0.05
@@ -50,8 +51,6 @@ class Validation(BaseModel):
 def _scores(spec: ModelSpec, texts: list[str]) -> tuple[np.ndarray, float]:
     """(texts x categories) scores, and CPU seconds per text (wall time is at the mercy of
     other work on the machine; CPU time hardly), in batches of BATCH."""
-    from service.moderation import CategoryScorer
-
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:1])  # warm-up: first calls allocate
     started = time.process_time()

@@ -46,6 +46,7 @@ from bench.servers import REPO_ROOT, free_port, ready, start_process, start_serv
 from bench.texts import SEED, moderation_texts
 from service.auth import hash_key
 from service.catalog import CATALOG_ENV, ModelSpec, Precision, load_catalog
+from service.moderation import CategoryScorer
 
 OUT_DIR = REPO_ROOT / "build" / "bench"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -133,8 +134,6 @@ def bench_limit(
     batch waits the whole batch, so a batch's time is its texts' latency. `cpu_per_text` gets
     the CPU seconds per text at each N: unlike wall time, other work on the machine barely
     changes it, so it is the figure capacity planning scales from."""
-    from service.moderation import CategoryScorer
-
     scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
     scorer.score(texts[:2])  # warm-up: first calls allocate
     results = []

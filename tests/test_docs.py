@@ -210,3 +210,24 @@ def test_troubleshooting_quotes_the_messages_the_code_prints(message: str, sourc
     """A reworded error breaks this, not the newcomer searching the page for what they saw."""
     assert message in (ROOT / "docs" / "troubleshooting.md").read_text()
     assert message in (ROOT / source).read_text()
+
+
+def test_the_development_layout_names_every_code_file() -> None:
+    """docs/development.md opens with the layout, one line per folder and file: a new file without
+    its line fails here."""
+    page = (ROOT / "docs" / "development.md").read_text()
+    layout = page[page.index("## Layout") : page.index("## The request path")]
+    tracked = subprocess.run(
+        ["git", "ls-files", "service", "tools", "infra", "policy", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    code = [Path(path) for path in tracked if path.endswith((".py", ".yaml"))]
+    missing = [
+        str(path)
+        for path in code
+        if path.name != "__init__.py" and f"`{path}`" not in layout and path.name not in layout
+    ]
+    assert not missing, f"docs/development.md's layout does not name: {missing}"
