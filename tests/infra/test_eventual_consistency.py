@@ -21,8 +21,6 @@ import json
 import re
 from typing import Any
 
-import pytest
-
 from tests.infra.plans import Plan
 
 SLEEP = "time:index/sleep:Sleep"
@@ -120,9 +118,9 @@ def _planted(plan: Plan) -> Plan:
     return Plan(copy.deepcopy(dict(plan)))
 
 
-@pytest.mark.parametrize("reader_type", ["gcp:monitoring/alertPolicy:AlertPolicy"])
-def test_planted_alert_without_the_wait_is_caught(plans: dict[str, Plan], reader_type: str) -> None:
+def test_planted_alert_without_the_wait_is_caught(plans: dict[str, Plan]) -> None:
     """Planted: an alert on a log-based metric that depends on the metric directly."""
+    reader_type = "gcp:monitoring/alertPolicy:AlertPolicy"
     plan = _planted(plans["dev"])
     metric = plan.of_type(LOG_METRIC)[0]
     alert = {
