@@ -139,8 +139,9 @@ validate-precision: venv
 export-onnx: venv
 	$(PY) -m tools.onnx_export --tag "$(TAG)"
 
-## plan: run the Pulumi program under mocks; writes build/plan/$(STACK).json and warns about the
-## placeholders a real deploy refuses. V=1 also prints a count per resource type.
+## plan: run the Pulumi program under mocks as the engine does (from infra/); writes
+## build/plan/$(STACK).json and warns about the placeholders a real deploy refuses. Like
+## `pulumi preview`, needs each built Bento's exported context (make bento). V=1: a count per type.
 plan: venv
 	$(PY) -m tools.plan --stack $(STACK) $(if $(V),--verbose)
 

@@ -18,13 +18,14 @@ if not __package__:
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.apis import ProjectApis, ProjectApisArgs
 from infra.cluster import Cluster, ClusterArgs
 from infra.config import load_stack_config
 from infra.edge.api_keys import ApiKeys, ApiKeysArgs
 from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
 from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
-from infra.image import BentoImage, BentoImageArgs
+from infra.image import BentoImage, BentoImageArgs, image_resource_name
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
 from infra.observability.alerts import Alerting, AlertingArgs
@@ -46,11 +47,14 @@ project, region, labels = config.gcp.project, config.gcp.region, config.labels
 # The HPA's serving metric (requests in flight) reaches it through the custom metrics adapter.
 scales_on_serving_metric = config.workload.autoscaling.target_in_flight_requests is not None
 
-# --- Google Cloud ---------------------------------------------------------------------------------
-network = Network("moderation", NetworkArgs(config=config.network, region=region))
+# --- Google Cloud: every GCP resource goes through a provider that waits for the APIs it calls ---
+apis = ProjectApis("moderation", ProjectApisArgs(project=project))
+on_gcp = pulumi.ResourceOptions(providers={"gcp": apis.provider})
+network = Network("moderation", NetworkArgs(config=config.network, region=region), opts=on_gcp)
 registry = Registry(
     "moderation",
     RegistryArgs(config=config.registry, project=project, region=region, labels=labels),
+    opts=on_gcp,
 )
 cluster = Cluster(
     "moderation",
@@ -59,16 +63,18 @@ cluster = Cluster(
         project=project,
         network=network,
         labels=labels,
+        registry=registry,
         allowed_image_patterns=[
             f"{registry.url}/**",
             *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
         ],
     ),
+    opts=on_gcp,
 )
-registry.grant_read("moderation-nodes-pull", cluster.node_service_account.member)
 node_pools = NodePools(
     "moderation",
     NodePoolsArgs(config=config.node_pools, cluster=cluster, labels=labels),
+    opts=on_gcp,
 )
 
 # --- Kubernetes: everything below goes through this provider, once nodes exist -------------------
@@ -78,7 +84,7 @@ kubernetes = k8s.Provider(
     enable_server_side_apply=True,
     opts=pulumi.ResourceOptions(depends_on=[node_pools]),
 )
-in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
+in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "gcp": apis.provider})
 
 workload = Workload(
     "moderation",
@@ -101,12 +107,17 @@ api_keys = ApiKeys(
     opts=in_cluster,
 )
 releases = {"stable": config.release.stable, **config.release.candidates}
-# Each release runs its prebuilt image, or the image this program builds from its Bento.
-images = {
-    track: release.image
-    or BentoImage(f"moderation-{track}", BentoImageArgs(release.bento, registry)).ref
-    for track, release in releases.items()
+# Each release runs its prebuilt image, or the image this program builds from its Bento: one
+# image per Bento version, whichever tracks run it, so a promotion (shadow -> canary -> stable)
+# neither rebuilds it (tags are immutable) nor deletes it.
+built = {
+    release.bento: BentoImage(
+        image_resource_name(release.bento), BentoImageArgs(release.bento, registry)
+    ).ref
+    for release in releases.values()
+    if not release.image
 }
+images = {track: release.image or built[release.bento] for track, release in releases.items()}
 tracks = {
     track: ModelDeployment(
         f"moderation-{track}",
@@ -139,12 +150,14 @@ armor = ArmorPolicy(
         # Tracks clients' requests are routed to; the shadow only gets the mirror's copies.
         backends=sum(1 for track in tracks if track in weights),
     ),
+    opts=on_gcp,
 )
 endpoint = PublicEndpoint(
     "moderation",
     PublicEndpointArgs(
         config=edge, resource_prefix=f"moderation-{config.environment}", labels=labels
     ),
+    opts=on_gcp,
 )
 gateway = EdgeGateway(
     "moderation",
@@ -155,7 +168,7 @@ gateway = EdgeGateway(
         address_name=endpoint.address_name,
         certificate_map_name=endpoint.certificate_map_name,
         ssl_policy_name=f"moderation-{config.environment}-tls",
-        security_policy_name=armor.policy_name,
+        security_policy=armor.policy,
         backends=[
             WeightedBackend(track, deployment.service_name, deployment.service_port, weights[track])
             for track, deployment in tracks.items()
@@ -184,6 +197,7 @@ logs = LogPipeline(
         name_prefix=f"moderation-{config.environment}",
         protect=config.is_prod,
     ),
+    opts=on_gcp,
 )
 alerting = Alerting(
     "moderation",
@@ -194,9 +208,10 @@ alerting = Alerting(
         cluster_name=config.cluster.name,
         namespace=config.workload.namespace,
         public_host=config.edge.domains[0],
-        log_metrics=logs.log_metrics,
+        log_metrics_visible=[logs.log_metrics_visible],
         candidate_tracks=list(config.release.candidates),
     ),
+    opts=on_gcp,
 )
 if scales_on_serving_metric:
     MetricsAdapter(
@@ -215,7 +230,9 @@ dashboard = ServiceDashboard(
         labels=labels,
         cluster_name=config.cluster.name,
         namespace=config.workload.namespace,
+        log_metrics_visible=[logs.log_metrics_visible],
     ),
+    opts=on_gcp,
 )
 ProjectBudget(
     "moderation",
@@ -225,6 +242,7 @@ ProjectBudget(
         environment=config.environment,
         notification_channels=alerting.channel_ids("WARNING"),
     ),
+    opts=pulumi.ResourceOptions(depends_on=apis.enabled),
 )
 
 # --- stack outputs --------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from infra.config import ClusterConfig
 from infra.network import PODS_RANGE, SERVICES_RANGE, Network
+from infra.registry import Registry
 
 # One predefined role holding exactly what a node needs (logs, metrics, resource metadata):
 # GKE's documented replacement for the over-privileged default compute service account.
@@ -21,6 +23,11 @@ NODE_SERVICE_ACCOUNT_ROLE = "roles/container.defaultNodeServiceAccount"
 OAUTH_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 # The cluster input that only shapes the default node pool, removed once the cluster exists.
 DEFAULT_POOL_ONLY = ("nodePools",)
+# An IAM grant takes effect some time after the call that makes it returns (Google Cloud IAM,
+# "Access change propagation": typically within 2 minutes). The cluster and its nodes rely on
+# theirs at once (the KMS key for etcd encryption, the node service account's roles), so they
+# wait this long after the grants instead of failing the first up with 400/403.
+IAM_PROPAGATION = "2m"
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class ClusterArgs:
     project: str
     network: Network
     labels: dict[str, str]
+    registry: Registry
+    """The nodes pull the Bento's images from here (read access for the node service account)."""
     # Binary Authorization lets only these image patterns run (GKE system images are exempt).
     allowed_image_patterns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
 
@@ -41,6 +50,8 @@ class Cluster(pulumi.ComponentResource):
     """Where the control plane runs: the region (regional) or the first node zone (zonal)."""
     node_zones: list[str]
     node_service_account: gcp.serviceaccount.Account
+    iam_propagated: time.Sleep
+    """Waits until the grants the cluster and its nodes rely on have taken effect."""
     kubeconfig: pulumi.Output[str]
     workload_pool: pulumi.Output[str]
 
@@ -59,13 +70,16 @@ class Cluster(pulumi.ComponentResource):
             display_name="GKE nodes of the moderation cluster (minimal)",
             opts=child,
         )
-        gcp.projects.IAMMember(
-            f"{name}-nodes-default-role",
-            project=args.project,
-            role=NODE_SERVICE_ACCOUNT_ROLE,
-            member=self.node_service_account.member,
-            opts=child,
-        )
+        node_grants = [
+            gcp.projects.IAMMember(
+                f"{name}-nodes-default-role",
+                project=args.project,
+                role=NODE_SERVICE_ACCOUNT_ROLE,
+                member=self.node_service_account.member,
+                opts=child,
+            ),
+            args.registry.grant_read(f"{name}-nodes-pull", self.node_service_account.member),
+        ]
 
         # Secrets in etcd are envelope-encrypted with our own rotating KMS key.
         key_ring = gcp.kms.KeyRing(f"{name}-secrets", location=config.region, opts=child)
@@ -88,6 +102,14 @@ class Cluster(pulumi.ComponentResource):
                 )
             ),
             opts=child,
+        )
+
+        self.iam_propagated = time.Sleep(
+            f"{name}-iam-propagation",
+            create_duration=IAM_PROPAGATION,
+            opts=child.merge(
+                pulumi.ResourceOptions(depends_on=[gke_agent_may_use_key, *node_grants])
+            ),
         )
 
         # Binary Authorization: only our registry's images (and GKE's own) are admitted.
@@ -136,6 +158,20 @@ class Cluster(pulumi.ComponentResource):
                     ),
                 )
             ],
+            # Control plane: the IP endpoint, reachable only from authorized networks; DNS-based
+            # access closed to users. GKE's DNS endpoint with IAM would replace the allow-list,
+            # dropping a network control the design keeps (docs/deploy.md, "Control plane
+            # access"). The API moved the IP endpoint's settings under `ipEndpointsConfig`,
+            # which pulumi-gcp 10.2 offers only `enabled` of, so the inputs below stay where
+            # the provider takes them (tests/infra/test_control_plane_endpoint.py).
+            control_plane_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigArgs(
+                ip_endpoints_config=gcp.container.ClusterControlPlaneEndpointsConfigIpEndpointsConfigArgs(
+                    enabled=True
+                ),
+                dns_endpoint_config=gcp.container.ClusterControlPlaneEndpointsConfigDnsEndpointConfigArgs(
+                    allow_external_traffic=False
+                ),
+            ),
             # VPC-native, private nodes; control plane reachable only from authorized networks.
             network=args.network.network.id,
             subnetwork=args.network.subnet.id,
@@ -229,7 +265,7 @@ class Cluster(pulumi.ComponentResource):
             deletion_protection=config.deletion_protection,
             opts=child.merge(
                 pulumi.ResourceOptions(
-                    depends_on=[gke_agent_may_use_key],
+                    depends_on=[self.iam_propagated],
                     ignore_changes=list(DEFAULT_POOL_ONLY),
                 )
             ),

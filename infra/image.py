@@ -18,11 +18,18 @@ import pulumi_gcp as gcp
 
 from infra.registry import Registry
 
-IMAGE_CONTEXTS = PurePosixPath("build/images")
-"""Where `make bento` exports image build contexts, relative to the project directory (where
-the Pulumi CLI runs the program)."""
+IMAGE_CONTEXTS = PurePosixPath("../build/images")
+"""Where `make bento` exports image build contexts (`build/images/` of the project), relative to
+the folder the engine runs the program from: `main` of Pulumi.yaml, this one (pulumi/pulumi
+`pkg/engine/project.go`). Relative, so that the image's inputs are the same on every machine."""
 DOCKERFILE = "env/docker/Dockerfile"
 """The Dockerfile's place in a Bento's build context, as BentoML writes it."""
+
+
+def image_resource_name(bento: str) -> str:
+    """One image resource per Bento version, named by it, whichever tracks run it."""
+    name, version = bento.split(":", 1)
+    return f"{name}-{version}"
 
 
 def image_context(bento: str) -> PurePosixPath:
@@ -66,8 +73,18 @@ class BentoImage(pulumi.ComponentResource):
                     password=pulumi.Output.secret(token),
                 )
             ],
-            # The push needs the repository; its scan results and admission follow from there.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.registry.repository]),
+            # A preview needs no Docker engine: the provider builds only on `pulumi up`, and only
+            # when the context's hash or an input changed (pulumi-docker-build `image.go`, Diff).
+            build_on_preview=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The push needs the repository; its scan results and admission follow from there.
+                depends_on=[args.registry.repository],
+                # Deleting the resource would delete the manifest by digest (the provider's
+                # Delete), while pods may still run it: the registry's cleanup policy retires
+                # old versions instead, and destroy needs no Docker engine.
+                retain_on_delete=True,
+            ),
         )
         self.ref = pulumi.Output.concat(repository, "@", image.digest)
         self.register_outputs({"ref": self.ref})

@@ -14,7 +14,8 @@ import pulumi_gcp as gcp
 from infra.config import RegistryConfig
 
 SECONDS_PER_DAY = 86400
-# Artifact Analysis scans pushed images only where this API is on; the repository then inherits it.
+# Artifact Analysis scans pushed images only where this API is on (infra/apis.py turns it on);
+# the repository then inherits it.
 CONTAINER_SCANNING_API = "containerscanning.googleapis.com"
 
 
@@ -39,15 +40,6 @@ class Registry(pulumi.ComponentResource):
         config = args.config
         # Known before the repository exists: image references and admission policy use it.
         self.url = f"{args.region}-docker.pkg.dev/{args.project}/{config.repository_id}"
-        # Declared so that it stays on (README lists it among the APIs to enable before the first
-        # push), and left on when the stack is destroyed: other repositories may rely on it.
-        gcp.projects.Service(
-            f"{name}-container-scanning",
-            project=args.project,
-            service=CONTAINER_SCANNING_API,
-            disable_on_destroy=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         self.repository = gcp.artifactregistry.Repository(
             name,
             repository_id=config.repository_id,

@@ -9,6 +9,7 @@ a copy of it to the shadow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pulumi
@@ -107,6 +108,32 @@ class ApiKeysFile:
     revision: pulumi.Input[str]
 
 
+MIN_READY_SECONDS = 10
+MAX_SURGE = 1
+# Before a first pod's start-up probe begins (estimates, docs/deploy.md "First deploy"): GKE's
+# cluster autoscaler adds a (spot) node to a pool at zero in a few minutes; image streaming starts
+# the container before the multi-GB image is pulled in full; the CSI driver retries the key file
+# mount until the secret's IAM grant has propagated.
+NODE_FROM_ZERO_SECONDS = 300
+IMAGE_PULL_SECONDS = 300
+KEY_FILE_MOUNT_SECONDS = 120
+
+
+def first_pod_seconds(config: WorkloadConfig) -> int:
+    """How long a first pod may take to become available: the figures above, then the start-up
+    allowed (`workload.startupTimeoutSeconds`) and `minReadySeconds`."""
+    waits = NODE_FROM_ZERO_SECONDS + IMAGE_PULL_SECONDS + KEY_FILE_MOUNT_SECONDS
+    return waits + config.startup_timeout_seconds + MIN_READY_SECONDS
+
+
+def await_timeouts(config: WorkloadConfig) -> pulumi.CustomTimeouts:
+    """How long `pulumi up` waits for the Deployment (pulumi-kubernetes' default: 10 minutes):
+    one first pod to create it, one per surge batch of the minimum replicas to update it."""
+    pod_minutes = math.ceil(first_pod_seconds(config) / 60)
+    batches = math.ceil(config.autoscaling.min_replicas / MAX_SURGE)
+    return pulumi.CustomTimeouts(create=f"{pod_minutes}m", update=f"{batches * pod_minutes}m")
+
+
 @dataclass(frozen=True)
 class ModelDeploymentArgs:
     config: WorkloadConfig
@@ -159,10 +186,13 @@ class ModelDeployment(pulumi.ComponentResource):
                 # No `replicas`: the HPA owns the count, a re-apply must not reset it.
                 selector=LabelSelectorArgs(match_labels=selector),
                 revision_history_limit=5,
-                min_ready_seconds=10,
+                min_ready_seconds=MIN_READY_SECONDS,
+                progress_deadline_seconds=first_pod_seconds(args.config),
                 strategy=DeploymentStrategyArgs(
                     type="RollingUpdate",
-                    rolling_update=RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                    rolling_update=RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge=MAX_SURGE
+                    ),
                 ),
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(
@@ -179,7 +209,7 @@ class ModelDeployment(pulumi.ComponentResource):
                     spec=_pod_spec(args, selector),
                 ),
             ),
-            opts=child,
+            opts=child.merge(pulumi.ResourceOptions(custom_timeouts=await_timeouts(args.config))),
         )
         self.service = k8s.core.v1.Service(
             name,

@@ -1,6 +1,7 @@
 """Run the Pulumi program under mocks and write what it would declare: `build/plan/<stack>.json`.
 
     python -m tools.plan --stack dev|prod [--stack-file PATH] [--output PATH] [--options PATH]
+                         [--project-dir DIR]
 
 No Pulumi CLI, plugin or cloud is involved: `pulumi.runtime.set_mocks` (the documented unit-test
 hook) stands in for the engine and the providers. The mocks only invent what the cloud would
@@ -10,14 +11,21 @@ with camelCase inputs as the engine receives them, integral numbers as ints and 
 "[secret]". `dependencies` lists, as `<type>::<name>`, every resource the engine would make this one
 wait for: its explicit `depends_on`, the resources whose Outputs flow into its inputs, and its
 provider (the SDK reports all of these to the engine with the registration).
+
+The program runs as the engine runs it: `main` of `Pulumi.yaml` as a script, with that folder as
+the working directory (pulumi/pulumi `pkg/engine/project.go`), so relative paths in its inputs
+mean what they mean under `pulumi up`. Where a provider checks a path before anything is built,
+the mock checks it the same way (the docker-build provider: `docker_build_check_failures`).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import runpy
 import sys
 from collections import Counter
@@ -36,7 +44,6 @@ from infra.config import ConfigError, parse_stack_config, secret_settings
 from infra.placeholders import describe, find_placeholders
 
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAM_DIR = ROOT / "infra"
 REDACTED = "[secret]"
 GET_PROJECT = "gcp:organizations/getProject:getProject"
 GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"
@@ -68,6 +75,21 @@ def mock_image_digest(inputs: Mapping[str, Any]) -> str:
     return f"sha256:{hashlib.sha256(built).hexdigest()}"
 
 
+def docker_build_check_failures(inputs: Mapping[str, Any]) -> list[str]:
+    """What the docker-build provider's Check refuses before any build, preview included
+    (pulumi-docker-build `provider/internal/context.go` and `dockerfile.go`): a local context
+    that is not a directory, or a Dockerfile that cannot be opened, each made absolute with
+    `filepath.Abs`, i.e. against the engine's working directory."""
+    context = inputs.get("context", {}).get("location", ".")
+    dockerfile = inputs.get("dockerfile", {}).get("location") or os.path.join(context, "Dockerfile")
+    failures = []
+    if not os.path.isdir(os.path.abspath(context)):
+        failures.append(f"context.location {context!r}: not a valid directory or URL")
+    if not os.path.isfile(os.path.abspath(dockerfile)):
+        failures.append(f"dockerfile.location {dockerfile!r}: no such file")
+    return [f"{failure} (from {os.getcwd()})" for failure in failures]
+
+
 class PlanMocks(pulumi.runtime.Mocks):
     """Records every registered resource; answers with its inputs plus cloud-computed fields."""
 
@@ -76,6 +98,10 @@ class PlanMocks(pulumi.runtime.Mocks):
         self.resources: list[dict[str, Any]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "docker-build:index:Image" and (
+            failures := docker_build_check_failures(args.inputs)
+        ):
+            raise ValueError(f"docker-build:index:Image {args.name}: " + "; ".join(failures))
         self.resources.append(
             {"type": args.typ, "name": args.name, "inputs": normalise(args.inputs)}
         )
@@ -161,6 +187,12 @@ class PlanMonitor(MockMonitor):
             "protect": request.protect,
             "ignoreChanges": list(request.ignoreChanges),
             "deleteBeforeReplace": request.deleteBeforeReplace,
+            "retainOnDelete": request.retainOnDelete,
+            "customTimeouts": {
+                "create": request.customTimeouts.create,
+                "update": request.customTimeouts.update,
+                "delete": request.customTimeouts.delete,
+            },
         }
         return response
 
@@ -189,14 +221,20 @@ async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def build_plan(stack: str, stack_file: Path | None = None) -> dict[str, Any]:
+def build_plan(
+    stack: str, stack_file: Path | None = None, project_dir: Path = ROOT
+) -> dict[str, Any]:
     """Run the program for `stack` under mocks; returns the plan document."""
-    return run_program(stack, stack_file)[0]
+    return run_program(stack, stack_file, project_dir)[0]
 
 
-def run_program(stack: str, stack_file: Path | None = None) -> tuple[dict[str, Any], PlanMonitor]:
-    """The plan document and the mock engine that saw every registration (options included)."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+def run_program(
+    stack: str, stack_file: Path | None = None, project_dir: Path = ROOT
+) -> tuple[dict[str, Any], PlanMonitor]:
+    """The plan document and the mock engine that saw every registration (options included).
+    `project_dir` holds `Pulumi.yaml`; the program is its `main` folder, run from there."""
+    settings = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project, program_dir = settings["name"], project_dir / settings.get("main", ".")
     # Secrets cannot be decrypted here: secret settings run with their documented examples.
     placeholders = secret_settings()
     config = {**read_stack_file(stack_file or ROOT / f"Pulumi.{stack}.yaml"), **placeholders}
@@ -209,8 +247,10 @@ def run_program(stack: str, stack_file: Path | None = None) -> tuple[dict[str, A
     monitor = PlanMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     root = pulumi.runtime.get_root_resource()
-    # Exactly how the Pulumi CLI runs `main: infra/`: the directory's __main__.py as a script.
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM_DIR), run_name="__main__")))
+    # Exactly how the Pulumi CLI runs `main: infra/`: the directory's __main__.py as a script,
+    # with that directory as the working directory.
+    with contextlib.chdir(program_dir):
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program_dir), run_name="__main__")))
     outputs = _sync_await(_resolve_outputs(root.outputs))
     addresses = Counter(f"{r['type']}::{r['name']}" for r in mocks.resources)
     if duplicates := [key for key, count in addresses.items() if count > 1]:
@@ -227,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument("--stack-file", type=Path, help="default: Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=ROOT,
+        help="the folder of Pulumi.yaml (and of build/images), default: this checkout",
+    )
     parser.add_argument("--output", type=Path, help="default: build/plan/<stack>.json")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="also print a count per resource type"
@@ -239,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack_file = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
     try:
-        plan, monitor = run_program(args.stack, stack_file)
+        plan, monitor = run_program(args.stack, stack_file, args.project_dir.resolve())
     except ConfigError as error:
         print(f"{args.stack}: {error}", file=sys.stderr)
         return 2

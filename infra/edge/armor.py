@@ -21,6 +21,10 @@ except the body-carrying moderation call (`POST /v1/moderations`); method enforc
 looks only at the HTTP method, applies to everything. Signature sets for stacks this service
 does not run (php, java, nodejs, log4j `cve-canary`) are left out: they add latency and false
 positives and protect nothing here.
+
+Each routed path serves one method. GKE's Gateway cannot match on the method (its class does not
+support HTTPRoute method matching), so a rule here denies any other method on each path before
+it reaches a pod (the service would answer 405).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import ArmorConfig, RateLimitConfig
+from infra.edge.gateway import ROUTED_OPERATIONS
 
 DEFAULT_RULE_PRIORITY = 2147483647
 FREE_TEXT_ENDPOINTS: tuple[str, ...] = ("/v1/moderations",)
@@ -106,6 +111,28 @@ def _waf_expression(rule_set: str) -> str:
 def _is_free_text_call() -> str:
     paths = " || ".join(f"request.path == '{path}'" for path in FREE_TEXT_ENDPOINTS)
     return f"request.method == 'POST' && ({paths})"
+
+
+def _method_rules() -> list[gcp.compute.SecurityPolicyRuleArgs]:
+    """Per method, one rule: its paths with any other method are denied."""
+    paths_by_method: dict[str, list[str]] = {}
+    for path, method in ROUTED_OPERATIONS.items():
+        paths_by_method.setdefault(method, []).append(path)
+    return [
+        gcp.compute.SecurityPolicyRuleArgs(
+            priority=1900 + index,
+            action="deny(403)",
+            description=f"Only {method} on " + ", ".join(paths),
+            match=gcp.compute.SecurityPolicyRuleMatchArgs(
+                expr=gcp.compute.SecurityPolicyRuleMatchExprArgs(
+                    expression="("
+                    + " || ".join(f"request.path == '{path}'" for path in paths)
+                    + f") && request.method != '{method}'"
+                )
+            ),
+        )
+        for index, (method, paths) in enumerate(sorted(paths_by_method.items()))
+    ]
 
 
 def _waf_rules() -> list[gcp.compute.SecurityPolicyRuleArgs]:
@@ -183,13 +210,20 @@ def _default_rule() -> gcp.compute.SecurityPolicyRuleArgs:
 
 
 def security_policy_rules(args: ArmorPolicyArgs) -> list[gcp.compute.SecurityPolicyRuleArgs]:
-    """All rules in evaluation order: deny lists, WAF, rate limits, default allow."""
-    return [*_deny_list_rules(args), *_waf_rules(), *_rate_limit_rules(args), _default_rule()]
+    """All rules in evaluation order: deny lists, methods, WAF, rate limits, default allow."""
+    return [
+        *_deny_list_rules(args),
+        *_method_rules(),
+        *_waf_rules(),
+        *_rate_limit_rules(args),
+        _default_rule(),
+    ]
 
 
 class ArmorPolicy(pulumi.ComponentResource):
     """The Cloud Armor policy that the Gateway's backend policies attach."""
 
+    policy: gcp.compute.SecurityPolicy
     policy_name: pulumi.Output[str]
     self_link: pulumi.Output[str]
 
@@ -209,13 +243,14 @@ class ArmorPolicy(pulumi.ComponentResource):
         policy = gcp.compute.SecurityPolicy(
             name,
             name=args.policy_name,
-            description="Moderation API edge: deny lists, WAF, per-IP rate limit",
+            description="Moderation API edge: deny lists, methods, WAF, per-IP rate limit",
             type="CLOUD_ARMOR",
             labels=dict(args.labels),
             adaptive_protection_config=adaptive,
             rules=security_policy_rules(args),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.policy = policy
         self.policy_name = policy.name
         self.self_link = policy.self_link
         self.register_outputs({"policy_name": self.policy_name, "self_link": self.self_link})

@@ -1,10 +1,13 @@
 """GKE Gateway API objects that expose the API over HTTPS only.
 
 One `gke-l7-global-external-managed` Gateway on the static IP, serving the Certificate Manager
-map. Its HTTPS listener carries the only route to the service, for the API's real operations
-(`POST /v1/moderations`, `GET /v1/models`: exact paths, so no client-chosen path reaches a pod)
-and, for the external uptime check, `GET /readyz`; anything else gets the load balancer's 404,
-so `/metrics` and `/docs.json` stay internal. The HTTP listener exists only to
+map. Its HTTPS listener carries the only route to the service, for the API's real paths
+(`/v1/moderations`, `/v1/models`: exact paths, so no client-chosen path reaches a pod) and, for
+the external uptime check, `/readyz`; anything else gets the load balancer's 404, so `/metrics`
+and `/docs.json` stay internal. The route matches paths only: this class does not program
+HTTPRoute method matching (GKE's conformance report lists HTTPRouteMethodMatching as
+unsupported), so each path's method is enforced by Cloud Armor (`infra/edge/armor.py`,
+`ROUTED_OPERATIONS`) and by the service itself (405). The HTTP listener exists only to
 answer with a redirect to HTTPS, and every HTTPS answer carries HSTS. The route splits traffic
 between the stable and the canary Service by weight and, with a shadow track, mirrors a copy of
 every API request to the shadow's Service, whose answers never reach a client.
@@ -36,6 +39,8 @@ HTTP_LISTENER = "http"
 # The API's operations (service/app.py), path -> method.
 API_OPERATIONS = {"/v1/moderations": "POST", "/v1/models": "GET"}
 HEALTH_CHECK_PATH = "/readyz"
+ROUTED_OPERATIONS = {**API_OPERATIONS, HEALTH_CHECK_PATH: "GET"}
+"""Every path the route sends to a pod, with the one method it serves."""
 HSTS = "max-age=31536000"
 LOG_SAMPLE_RATE_SCALE = 1_000_000  # GCPBackendPolicy takes the sample rate in millionths
 
@@ -75,7 +80,8 @@ class EdgeGatewayArgs:
     address_name: pulumi.Input[str]
     certificate_map_name: pulumi.Input[str]
     ssl_policy_name: str
-    security_policy_name: pulumi.Input[str]
+    security_policy: gcp.compute.SecurityPolicy
+    """Cloud Armor policy of every backend (`ArmorPolicy.policy`)."""
     backends: Sequence[WeightedBackend]
     labels: Mapping[str, str]
     mirror: MirrorBackend | None = None
@@ -137,18 +143,13 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
         "hostnames": list(args.config.domains),
         "rules": [
             {
-                "matches": [
-                    {"path": {"type": "Exact", "value": path}, "method": method}
-                    for path, method in API_OPERATIONS.items()
-                ],
+                "matches": [{"path": {"type": "Exact", "value": path}} for path in API_OPERATIONS],
                 "filters": [hsts, *mirror],
                 "backendRefs": backend_refs,
             },
             # For the external uptime check only: readiness says nothing but "ready" or not.
             {
-                "matches": [
-                    {"path": {"type": "Exact", "value": HEALTH_CHECK_PATH}, "method": "GET"}
-                ],
+                "matches": [{"path": {"type": "Exact", "value": HEALTH_CHECK_PATH}}],
                 "filters": [hsts],
                 "backendRefs": backend_refs,
             },
@@ -181,7 +182,7 @@ def _backend_policy_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str])
     return {
         "targetRef": _service_ref(service_name),
         "default": {
-            "securityPolicy": args.security_policy_name,
+            "securityPolicy": args.security_policy.name,
             "logging": {
                 "enabled": True,
                 "sampleRate": round(args.config.log_sample_rate * LOG_SAMPLE_RATE_SCALE),
@@ -226,6 +227,10 @@ class EdgeGateway(pulumi.ComponentResource):
             profile="MODERN",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The load balancer GKE builds for the Gateway uses every GCP resource named here and in
+        # the policies attached to it: the Gateway waits for them, so that destroy (or a rename)
+        # deletes it, and with it the load balancer, before them (Compute refuses to delete a
+        # policy in use). The address and certificate map come in as their Outputs.
         gateway = self._object(
             f"{name}-gateway",
             GATEWAY_API,
@@ -233,6 +238,7 @@ class EdgeGateway(pulumi.ComponentResource):
             args.gateway_name,
             _gateway_spec(args),
             annotations={CERTMAP_ANNOTATION: args.certificate_map_name},
+            depends_on=[ssl_policy, args.security_policy],
         )
         after_gateway = [gateway]
         self._object(

@@ -40,8 +40,9 @@ class AlertingArgs:
     """The service's own namespace: every HPA and Deployment in it belongs to the service."""
     public_host: str
     """Host name of the public HTTPS endpoint; the uptime check calls https://<host>/readyz."""
-    log_metrics: Sequence[pulumi.Resource]
-    """Log-based metrics the Cloud Armor alert reads; they must exist before the policy."""
+    log_metrics_visible: Sequence[pulumi.Resource]
+    """What the alerts on log-based metrics wait for (`LogPipeline.log_metrics_visible`): the
+    metrics must exist, and Monitoring must see them, before such a policy is created."""
     candidate_tracks: Sequence[str] = ()
     """Release tracks running a candidate Bento (canary, shadow): each is compared with stable."""
 
@@ -135,7 +136,7 @@ class Alerting(pulumi.ComponentResource):
                     duration="300s",
                 ),
                 runbook=RUNBOOKS["armor-denials"],
-                depends_on=args.log_metrics,
+                depends_on=args.log_metrics_visible,
             ),
             self._threshold_policy(
                 "uptime",

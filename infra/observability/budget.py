@@ -36,12 +36,13 @@ class ProjectBudget(pulumi.ComponentResource):
         super().__init__("moderation:observability:ProjectBudget", name, None, opts)
         config = args.config
         project = gcp.organizations.get_project_output(project_id=args.project)
+        # Its own provider: the component's depends_on (the APIs it calls) must be its too.
         billing_api = gcp.Provider(
             f"{name}-billing",
             project=args.project,
             billing_project=args.project,
             user_project_override=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None),
         )
         rules = [
             gcp.billing.BudgetThresholdRuleArgs(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ class DashboardArgs:
     labels: Mapping[str, str]
     cluster_name: str
     namespace: str
+    log_metrics_visible: Sequence[pulumi.Resource] = ()
+    """What the charts of log-based metrics wait for (`LogPipeline.log_metrics_visible`)."""
 
 
 def legend(label: str) -> str:
@@ -260,7 +262,7 @@ class ServiceDashboard(pulumi.ComponentResource):
             f"{name}-dashboard",
             project=args.project,
             dashboard_json=json.dumps(dashboard_json(args, title), sort_keys=True),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.log_metrics_visible)),
         )
         self.dashboard_id = dashboard.id
         self.register_outputs({"dashboard": dashboard.id})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time as time
 
 from infra.config import LogSinksConfig
 from infra.observability.metrics import (
@@ -17,6 +18,10 @@ from infra.observability.metrics import (
 )
 
 DAY_MS = 24 * 3600 * 1000
+# A new log-based metric can take this long to become visible to Cloud Monitoring, which refuses
+# an alert policy on it until then (404 "Cannot find metric(s) ... could take up to 10 minutes";
+# hashicorp/terraform-provider-google#11102).
+LOG_METRIC_VISIBILITY = "10m"
 PROBE_PATHS = ("/livez", "/readyz", "/metrics")
 """Paths hit by kubelet probes, the load balancer health check, the uptime check and the scraper."""
 
@@ -81,7 +86,12 @@ def health_check_filters() -> dict[str, str]:
 
 
 class LogPipeline(pulumi.ComponentResource):
-    """Log sinks with their writer identities' grants, exclusions and log-based metrics."""
+    """Log sinks with their writer identities' grants, exclusions and log-based metrics.
+
+    `log_metrics_visible` is what a reader of the log-based metrics (alert policy, dashboard)
+    waits for: a wait that starts once they exist and runs again when one is added."""
+
+    log_metrics_visible: pulumi.Resource
 
     def __init__(
         self, name: str, args: LogPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -206,7 +216,7 @@ class LogPipeline(pulumi.ComponentResource):
                 name, args, sink_filter, exclusions, child
             )
 
-        self.log_metrics = [
+        log_metrics = [
             gcp.logging.Metric(
                 f"{name}-armor-denials",
                 project=args.project,
@@ -235,6 +245,16 @@ class LogPipeline(pulumi.ComponentResource):
                 opts=child,
             ),
         ]
+        self.log_metrics_visible = time.Sleep(
+            f"{name}-log-metrics-visible",
+            create_duration=LOG_METRIC_VISIBILITY,
+            triggers={
+                "metrics": pulumi.Output.all(*(m.name for m in log_metrics)).apply(
+                    lambda names: ",".join(sorted(names))
+                )
+            },
+            opts=child.merge(pulumi.ResourceOptions(depends_on=log_metrics)),
+        )
         self.bigquery_dataset = dataset.dataset_id
         self.archive_bucket = archive.name
         self.register_outputs(outputs)

@@ -23,7 +23,10 @@ from pulumi_kubernetes.networking.v1 import IPBlockArgs, NetworkPolicySpecArgs
 from infra.workload import LINK_LOCAL_DNS, METADATA_SERVER
 from infra.workload_identity import workload_identity
 
-ADAPTER_IMAGE = "gcr.io/gke-release/custom-metrics-stackdriver-adapter:v0.15.1-gke.0"
+ADAPTER_IMAGE = "gcr.io/gke-release/custom-metrics-stackdriver-adapter:v0.16.9-gke.0"
+"""The release Google's production manifest deploys (k8s-stackdriver
+`custom-metrics-stackdriver-adapter/deploy/production/adapter_new_resource_model.yaml`, image
+updated 2026-08-17); tests/infra holds a copy of that manifest and checks this against it."""
 ADAPTER_IMAGE_PATTERN = "gcr.io/gke-release/custom-metrics-stackdriver-adapter*"
 """Binary Authorization admission pattern for the adapter image."""
 NAMESPACE = "custom-metrics"

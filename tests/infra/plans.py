@@ -3,12 +3,15 @@ and the helpers to read them: shared by tests/infra, tests/tools and tests/polic
 registers the fixtures once for the session).
 
 Each plan runs in its own process, exactly as `make plan STACK=<stack>` does, so no Pulumi runtime
-state leaks between stacks or into other tests.
+state leaks between stacks or into other tests. It runs in a project folder of its own, laid out as
+`pulumi up` finds it after `make bento` (`plan_project`): the plan tool runs the program from there
+as the engine does, and its docker-build mock checks each image's context where the provider looks.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +26,8 @@ from infra.config import secret_settings
 ROOT = Path(__file__).resolve().parents[2]
 CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
 """JSON Schemas of the custom resources (Gateway API, GKE policies, Managed Prometheus)."""
+# Where `make bento` exports image build contexts, under the project (tools/build_bento.py).
+IMAGE_CONTEXTS = Path("build/images")
 STACKS = ("dev", "prod")
 # API groups the Kubernetes API server itself serves (no CRD needed): "" / "core" is the core
 # group, as an object's apiVersion and as a Pulumi type token spell it.
@@ -103,9 +108,39 @@ class Plan(dict):
                 yield resource["inputs"]
 
 
-def _start_plan(stack: str, output: Path, stack_file: Path | None) -> subprocess.Popen[str]:
+def built_bentos(config: dict[str, Any]) -> set[str]:
+    """The Bentos `pulumi up` builds for a stack config: each release without a prebuilt image."""
+    releases = config.get("moderation:release", {})
+    return {
+        release["bento"]
+        for release in releases.values()
+        if isinstance(release, dict) and "bento" in release and "image" not in release
+    }
+
+
+def plan_project(directory: Path, bentos: set[str]) -> Path:
+    """A project folder as `pulumi up` finds it after `make bento` for each of `bentos`:
+    `Pulumi.yaml`, the program, and each Bento's exported image build context where `make bento`
+    writes it (a stand-in context: only its layout matters to the provider's checks)."""
+    shutil.copy(ROOT / "Pulumi.yaml", directory)
+    main = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["main"]
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / main, directory / main, ignore=ignore, dirs_exist_ok=True)
+    for bento in bentos:
+        name, version = bento.split(":", 1)
+        context = directory / IMAGE_CONTEXTS / f"{name}-{version}"
+        dockerfile = context / "env" / "docker" / "Dockerfile"  # where BentoML writes it
+        dockerfile.parent.mkdir(parents=True, exist_ok=True)
+        dockerfile.write_text("FROM scratch\n")
+    return directory
+
+
+def _start_plan(
+    stack: str, output: Path, stack_file: Path | None, project: Path
+) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "tools.plan", "--stack", stack, "--output", str(output)]
     command += ["--options", str(output.with_suffix(".options.json"))]
+    command += ["--project-dir", str(project)]
     if stack_file is not None:
         command += ["--stack-file", str(stack_file)]
     return subprocess.Popen(
@@ -126,7 +161,11 @@ def _finish_plan(process: subprocess.Popen[str], output: Path) -> Plan:
 def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
     """Plans of the committed stack files; both stacks are planned in parallel."""
     directory = tmp_path_factory.mktemp("plan")
-    running = {stack: _start_plan(stack, directory / f"{stack}.json", None) for stack in STACKS}
+    bentos = set().union(*(built_bentos(stack_config(stack)) for stack in STACKS))
+    project = plan_project(tmp_path_factory.mktemp("project"), bentos)
+    running = {
+        stack: _start_plan(stack, directory / f"{stack}.json", None, project) for stack in STACKS
+    }
     return {
         stack: _finish_plan(process, directory / f"{stack}.json")
         for stack, process in running.items()
@@ -152,11 +191,13 @@ def plan_variant(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Plan
 
     def build(stack: str, change: Callable[[dict[str, Any]], None]) -> Plan:
         directory = tmp_path_factory.mktemp(f"variant-{stack}")
+        (directory / "project").mkdir()
         config = stack_config(stack)
         change(config)
         stack_file = directory / f"Pulumi.{stack}.yaml"
         stack_file.write_text(yaml.safe_dump({"config": config}))
         output = directory / "plan.json"
-        return _finish_plan(_start_plan(stack, output, stack_file), output)
+        project = plan_project(directory / "project", built_bentos(config))
+        return _finish_plan(_start_plan(stack, output, stack_file, project), output)
 
     return build

@@ -17,19 +17,24 @@ CLUSTER = "gcp:container/cluster:Cluster"
 # no longer reports fails too, so the list stays true.
 PROVIDER_OWNED = {
     (CLUSTER, "masterAuthorizedNetworksConfig: the API marks this field deprecated"): (
-        "pulumi-gcp 10.2 takes authorized networks only here (its control-plane endpoints input "
-        "has no authorized-networks field); the provider maps it onto the API"
+        "kept: the IP endpoint stays behind authorized networks (docs/deploy.md, 'Control plane "
+        "access'); the API's replacement, ipEndpointsConfig.authorizedNetworksConfig, has no "
+        "pulumi-gcp 10.2 input (tests/infra/test_control_plane_endpoint.py)"
     ),
     (CLUSTER, "privateClusterConfig.enablePrivateNodes: the API marks this field deprecated"): (
         "pulumi-gcp 10.2 has no cluster-level `defaultEnablePrivateNodes` input"
     ),
     (CLUSTER, "privateClusterConfig.enablePrivateEndpoint: the API marks this field deprecated"): (
-        "pulumi-gcp 10.2 has no `enablePublicEndpoint` input (its successor)"
+        "kept with the IP endpoint (above); its replacement, "
+        "ipEndpointsConfig.enablePublicEndpoint, has no pulumi-gcp 10.2 input"
     ),
     (
         CLUSTER,
         "privateClusterConfig.masterGlobalAccessConfig: the API marks this field deprecated",
-    ): "pulumi-gcp 10.2 has no `globalAccess` input (its successor)",
+    ): (
+        "kept with the IP endpoint (above); its replacement, ipEndpointsConfig.globalAccess, has "
+        "no pulumi-gcp 10.2 input"
+    ),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.image import DOCKERFILE, image_context
+from infra.image import DOCKERFILE, image_context, image_resource_name
 from tests.infra.edge.test_config import CANARY
 from tests.infra.plans import Plan, stack_config
 from tools.build_bento import IMAGE_CONTEXTS, REPO_ROOT
@@ -32,7 +32,9 @@ def test_dev_builds_the_bento_named_in_config_and_pushes_it(plans: dict[str, Pla
     dev = plans["dev"]
     release = stack_config("dev")["moderation:release"]["stable"]
     assert "image" not in release
-    image = dev.one(IMAGE, "moderation-stable")
+    image = dev.one(
+        IMAGE, image_resource_name(stack_config("dev")["moderation:release"]["stable"]["bento"])
+    )
     context = str(image_context(release["bento"]))
     assert image["inputs"]["context"] == {"location": context}
     assert image["inputs"]["dockerfile"] == {"location": f"{context}/{DOCKERFILE}"}
@@ -45,7 +47,9 @@ def test_dev_builds_the_bento_named_in_config_and_pushes_it(plans: dict[str, Pla
 
 def test_the_deployment_runs_the_built_image_by_its_digest(plans: dict[str, Plan]) -> None:
     dev = plans["dev"]
-    image = dev.one(IMAGE, "moderation-stable")
+    image = dev.one(
+        IMAGE, image_resource_name(stack_config("dev")["moderation:release"]["stable"]["bento"])
+    )
     deployment = _track_deployment(dev, "stable")
     digest = mock_image_digest(image["inputs"])  # what the push of this image returned
     assert _image_of(deployment) == f"{dev.outputs['registryUrl']}/moderation@{digest}"
@@ -74,8 +78,9 @@ def canary_built(plan_variant: Callable[..., Plan]) -> Plan:
 
 def test_each_track_builds_its_own_bento(canary_built: Plan) -> None:
     images = {i["name"]: i for i in canary_built.of_type(IMAGE)}
-    assert set(images) == {"moderation-stable", "moderation-canary"}
-    assert images["moderation-canary"]["inputs"]["context"]["location"] == str(
+    canary_image = image_resource_name(CANARY["bento"])
+    assert set(images) == {"moderation-0.1.0", canary_image}
+    assert images[canary_image]["inputs"]["context"]["location"] == str(
         image_context(CANARY["bento"])
     )
     canary = _image_of(_track_deployment(canary_built, "canary"))
@@ -85,5 +90,8 @@ def test_each_track_builds_its_own_bento(canary_built: Plan) -> None:
 
 
 def test_make_bento_exports_the_context_where_the_program_builds_it() -> None:
-    """Both sides name one place: `build/images/<name>-<version>` under the project."""
-    assert REPO_ROOT / image_context("moderation:0.1.0") == IMAGE_CONTEXTS / "moderation-0.1.0"
+    """Both sides name one place: `build/images/<name>-<version>` under the project, which the
+    program names from `infra/`, the folder the engine runs it from."""
+    program_dir = REPO_ROOT / "infra"
+    context = (program_dir / image_context("moderation:0.1.0")).resolve()
+    assert context == IMAGE_CONTEXTS / "moderation-0.1.0"

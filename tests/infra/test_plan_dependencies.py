@@ -53,11 +53,8 @@ def test_every_resource_lists_dependencies_that_exist_in_the_plan(plan: Plan) ->
 def test_dependencies_come_from_depends_on_outputs_and_providers(plan: Plan) -> None:
     """One of each kind, so that the graph the tests below walk is the engine's."""
     cluster = plan.one("gcp:container/cluster:Cluster")
-    # depends_on: the GKE agent may use the KMS key before the cluster is encrypted with it.
-    assert (
-        "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember::moderation-secrets-gke-agent"
-        in (cluster["dependencies"])
-    )
+    # depends_on: the cluster waits until its grants (the GKE agent's on the KMS key) work.
+    assert "time:index/sleep:Sleep::moderation-iam-propagation" in cluster["dependencies"]
     # an Output in the inputs: the subnet's id.
     assert "gcp:compute/subnetwork:Subnetwork::moderation-nodes" in cluster["dependencies"]
     # the provider: Kubernetes objects wait for the provider, which waits for the node pools.
@@ -66,8 +63,11 @@ def test_dependencies_come_from_depends_on_outputs_and_providers(plan: Plan) -> 
     assert {"gcp:container/nodePool:NodePool::moderation-system", CLUSTER} <= plan.waits_for(
         namespace
     )
-    # and a resource that waits for nothing says so.
-    assert plan.one("gcp:compute/network:Network")["dependencies"] == []
+    # and a resource that waits for nothing says so: an API the program turns on.
+    (compute_api,) = [
+        s for s in plan.of_type("gcp:projects/service:Service") if s["name"] == "moderation-compute"
+    ]
+    assert compute_api["dependencies"] == []
 
 
 def test_workload_identity_members_wait_for_the_identity_pool(plan: Plan) -> None:

@@ -336,7 +336,7 @@ DEV_WORKED = {
     + 0.025 * 730  # two forwarding rules: within the first five's flat rate
     + 1e6 * 2048 / 1e9 * 0.008  # 1M requests x 2 KiB through the load balancer
     + 5
-    + 10 * 1  # rules: deny lists empty, 8 WAF, 1 per-IP limit, default
+    + 12 * 1  # rules: deny lists empty, 2 method, 8 WAF, 1 per-IP limit, default
     + 1 * 0.75  # Cloud Armor Standard: policy, rules, 1M requests
     + _nat_month(1)
     + 0.06  # one KMS key
@@ -354,7 +354,7 @@ DEV_WORKED = {
     + 0.025 * 730
     + 1e6 * 2048 / 1e9 * 0.008
     + 5
-    + 10 * 1  # rules: deny lists empty, 8 WAF, 1 per-IP limit, default
+    + 12 * 1  # rules: deny lists empty, 2 method, 8 WAF, 1 per-IP limit, default
     + 1 * 0.75
     + _nat_month(5)
     + 0.06

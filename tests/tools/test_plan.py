@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import MockCallArgs
 
-from tests.infra.plans import ROOT, Plan
+from tests.infra.plans import ROOT, Plan, built_bentos, plan_project, stack_config
 from tools.plan import GET_PROJECT, REDACTED, PlanMocks, normalise
 
 
@@ -72,8 +72,11 @@ def test_plan_is_quiet_and_warns_about_each_committed_placeholder(plan: Plan) ->
 
 def test_verbose_plan_prints_a_count_per_resource_type(tmp_path: Path) -> None:
     output = tmp_path / "dev.json"
+    (tmp_path / "project").mkdir()
+    project = plan_project(tmp_path / "project", built_bentos(stack_config("dev")))
+    command = [sys.executable, "-m", "tools.plan", "--stack", "dev", "--output", str(output)]
     result = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "--stack", "dev", "--output", str(output), "-v"],
+        [*command, "-v", "--project-dir", str(project)],
         cwd=ROOT,
         capture_output=True,
         text=True,

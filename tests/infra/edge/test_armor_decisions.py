@@ -20,6 +20,7 @@ from celpy import celtypes
 
 from infra.config import ArmorConfig, RateLimitConfig
 from infra.edge.armor import ArmorPolicyArgs, security_policy_rules
+from infra.edge.gateway import ROUTED_OPERATIONS
 from tests.infra.edge.test_armor import MODERATION_BODY_GUARD
 from tests.infra.plans import Plan
 
@@ -117,8 +118,8 @@ def test_every_clean_request_is_counted_per_ip_whatever_key_it_shows(plan: Plan)
     """A client inventing a key per request still lands in its IP's bucket."""
     rules = _planned_rules(plan)
     for headers in ({}, KEY, {"authorization": "Bearer made-up-1"}, {"authorization": "x"}):
-        for path in ("/v1/models", "/v1/moderations", "/readyz"):
-            assert _key_type(deciding_rule(rules, Request("GET", path, headers))) == "IP"
+        for path, method in ROUTED_OPERATIONS.items():
+            assert _key_type(deciding_rule(rules, Request(method, path, headers))) == "IP"
 
 
 def _rules_with(**lists: list[str]) -> list[dict[str, Any]]:

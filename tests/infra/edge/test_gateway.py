@@ -99,7 +99,8 @@ def test_plain_http_only_redirects_to_https(plan: Plan) -> None:
 
 
 def test_only_the_api_operations_and_readiness_reach_the_service(plan: Plan) -> None:
-    """Exact paths: a client-chosen path never reaches a pod (nor its logs and metrics)."""
+    """Exact paths: a client-chosen path never reaches a pod (nor its logs and metrics). No
+    method match: GKE's class does not program it (Cloud Armor enforces methods instead)."""
     exposed = {
         (match["path"]["type"], match["path"]["value"], match.get("method"))
         for route in _backend_routes(plan)
@@ -107,9 +108,9 @@ def test_only_the_api_operations_and_readiness_reach_the_service(plan: Plan) -> 
         for match in rule["matches"]
     }
     assert exposed == {
-        ("Exact", "/v1/moderations", "POST"),
-        ("Exact", "/v1/models", "GET"),
-        ("Exact", "/readyz", "GET"),
+        ("Exact", "/v1/moderations", None),
+        ("Exact", "/v1/models", None),
+        ("Exact", "/readyz", None),
     }
     for route in _routes(plan):
         assert route["spec"]["hostnames"] == _edge(plan)["domains"]
