@@ -96,12 +96,14 @@ class PlanMocks(pulumi.runtime.Mocks):
     def __init__(self, project: str) -> None:
         self.project = project
         self.resources: list[dict[str, Any]] = []
+        # What the real providers' Check would refuse, preview included: `pulumi up` stops there.
+        self.refusals: list[str] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "docker-build:index:Image" and (
             failures := docker_build_check_failures(args.inputs)
         ):
-            raise ValueError(f"docker-build:index:Image {args.name}: " + "; ".join(failures))
+            self.refusals.append(f"docker-build:index:Image {args.name}: " + "; ".join(failures))
         self.resources.append(
             {"type": args.typ, "name": args.name, "inputs": normalise(args.inputs)}
         )
@@ -171,6 +173,7 @@ class PlanMonitor(MockMonitor):
 
     def __init__(self, mocks: PlanMocks) -> None:
         super().__init__(mocks)
+        self.refusals = mocks.refusals
         self.dependencies: dict[str, list[str]] = {}
         # Resource options the engine acts on but a plan's inputs cannot show.
         self.options: dict[str, dict[str, Any]] = {}
@@ -278,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         "-v", "--verbose", action="store_true", help="also print a count per resource type"
     )
     parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1, no plan written) where `pulumi up` would refuse, e.g. an image whose "
+        "exported Bento context is missing; without it, a warning",
+    )
+    parser.add_argument(
         "--options",
         type=Path,
         help="also write each resource's engine options (protect, ignoreChanges, ...) here",
@@ -289,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"{args.stack}: {error}", file=sys.stderr)
         return 2
+    if monitor.refusals and args.strict:
+        print("\n".join(monitor.refusals), file=sys.stderr)
+        return 1
     output = args.output or ROOT / "build" / "plan" / f"{args.stack}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
@@ -301,7 +313,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{resource_type:<{width}}  {count}")
     print(f"{sum(counts.values())} resources of {len(counts)} types -> {output}")
     warn_about_placeholders(stack_file)
+    warn_about_refusals(monitor.refusals)
     return 0
+
+
+def warn_about_refusals(refusals: list[str]) -> None:
+    """A plan is still written; the real engine would stop at each of these (docs/deploy.md)."""
+    if refusals:
+        sys.stdout.flush()
+        print(
+            f"warning: `pulumi preview` / `pulumi up` would refuse {len(refusals)} resource(s) "
+            "that plan here: export each release's Bento first (`make bento`, then set its tag "
+            "in the stack's moderation:release):\n  " + "\n  ".join(refusals),
+            file=sys.stderr,
+        )
 
 
 def warn_about_placeholders(stack_file: Path) -> None:

@@ -138,7 +138,8 @@ def plan_project(directory: Path, bentos: set[str]) -> Path:
 def _start_plan(
     stack: str, output: Path, stack_file: Path | None, project: Path
 ) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "tools.plan", "--stack", stack, "--output", str(output)]
+    command = [sys.executable, "-m", "tools.plan", "--stack", stack, "--strict"]
+    command += ["--output", str(output)]
     command += ["--options", str(output.with_suffix(".options.json"))]
     command += ["--project-dir", str(project)]
     if stack_file is not None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.infra.plans import IMAGE_CONTEXTS as PLANNED_CONTEXTS
@@ -54,19 +55,25 @@ def test_the_mock_refuses_what_the_provider_refuses(tmp_path: Path) -> None:
     assert "not a valid directory or URL" in failures[0]
 
 
-def test_a_plan_without_the_exported_context_fails_like_pulumi_up(tmp_path: Path) -> None:
-    """`make plan` in a checkout where `make bento` has not run stops where `pulumi up` would."""
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_plan_without_the_exported_context_says_pulumi_up_would_refuse(
+    tmp_path: Path, strict: bool
+) -> None:
+    """`make plan` in a checkout where `make bento` has not run warns where `pulumi up` would
+    stop (the plan is still written, as with placeholders); `--strict` (the tests' plans) stops."""
     (tmp_path / "project").mkdir()
     project = plan_project(tmp_path / "project", set())
     command = [sys.executable, "-m", "tools.plan", "--stack", "dev", "--project-dir", str(project)]
     result = subprocess.run(
-        [*command, "--output", str(tmp_path / "dev.json")],
+        [*command, "--output", str(tmp_path / "dev.json"), *(["--strict"] if strict else [])],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert result.returncode != 0
     assert "not a valid directory or URL" in result.stderr
-    assert not (tmp_path / "dev.json").exists()
+    assert result.returncode == (1 if strict else 0), result.stderr
+    assert (tmp_path / "dev.json").exists() is not strict
+    if not strict:
+        assert "would refuse" in result.stderr
