@@ -5,6 +5,7 @@ Run by the Pulumi CLI (`Pulumi.yaml` has `main: infra/`, so this file runs as a 
 `python -m tools.plan` under mocks, which runs it the same way.
 """
 
+import math
 import sys
 from pathlib import Path
 
@@ -15,16 +16,32 @@ if not __package__:
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _infra_dir]
     sys.path.insert(0, str(_infra_dir.parent))
 
+from dataclasses import dataclass
+
 import pulumi
+import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from infra.apis import ProjectApis, ProjectApisArgs
 from infra.cluster import Cluster, ClusterArgs
-from infra.config import load_stack_config
+from infra.config import (
+    APP,
+    ClusterConfig,
+    NetworkConfig,
+    load_stack_config,
+    regional_account_id,
+)
 from infra.edge.api_keys import ApiKeys, ApiKeysArgs
 from infra.edge.armor import ArmorPolicy, ArmorPolicyArgs
 from infra.edge.endpoint import PublicEndpoint, PublicEndpointArgs
-from infra.edge.gateway import EdgeGateway, EdgeGatewayArgs, MirrorBackend, WeightedBackend
+from infra.edge.gateway import (
+    EdgeGateway,
+    EdgeGatewayArgs,
+    MirrorBackend,
+    MultiCluster,
+    WeightedBackend,
+)
+from infra.fleet import Fleet, FleetArgs, service_export
 from infra.image import BentoImage, BentoImageArgs, image_resource_name
 from infra.network import Network, NetworkArgs
 from infra.node_pools import NodePools, NodePoolsArgs
@@ -48,68 +65,18 @@ project, region, labels = config.gcp.project, config.gcp.region, config.labels
 scales_on_serving_metric = config.workload.autoscaling.target_in_flight_requests is not None
 
 # --- Google Cloud: every GCP resource goes through a provider that waits for the APIs it calls ---
-apis = ProjectApis("moderation", ProjectApisArgs(project=project))
+apis = ProjectApis("moderation", ProjectApisArgs(project=project, fleet=config.fleet is not None))
 on_gcp = pulumi.ResourceOptions(providers={"gcp": apis.provider})
-network = Network("moderation", NetworkArgs(config=config.network, region=region), opts=on_gcp)
 registry = Registry(
     "moderation",
     RegistryArgs(config=config.registry, project=project, region=region, labels=labels),
     opts=on_gcp,
 )
-cluster = Cluster(
-    "moderation",
-    ClusterArgs(
-        config=config.cluster,
-        project=project,
-        network=network,
-        labels=labels,
-        registry=registry,
-        allowed_image_patterns=[
-            f"{registry.url}/**",
-            *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
-        ],
-    ),
-    opts=on_gcp,
-)
-node_pools = NodePools(
-    "moderation",
-    NodePoolsArgs(config=config.node_pools, cluster=cluster, labels=labels),
-    opts=on_gcp,
-)
-
-# --- Kubernetes: everything below goes through this provider, once nodes exist -------------------
-kubernetes = k8s.Provider(
-    "gke",
-    kubeconfig=cluster.kubeconfig,
-    enable_server_side_apply=True,
-    opts=pulumi.ResourceOptions(depends_on=[node_pools]),
-)
-in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "gcp": apis.provider})
-
-workload = Workload(
-    "moderation",
-    WorkloadArgs(config=config.workload, workload_pool=cluster.workload_pool),
-    opts=in_cluster,
-)
-
-# --- edge: API keys, release tracks (stable + optional canary/shadow), Cloud Armor, HTTPS gateway
-edge = config.edge
-GATEWAY_NAME = "moderation"  # the log sinks and LB metrics pick its load balancer by this name
-api_keys = ApiKeys(
-    "moderation",
-    ApiKeysArgs(
-        secret_id=f"moderation-{config.environment}-api-key-hashes",
-        key_hashes=pulumi.Output.secret(config.api_key_hashes.get_secret_value()),
-        accessor_member=workload.gcp_service_account.member,
-        namespace=workload.namespace,
-        labels=labels,
-    ),
-    opts=in_cluster,
-)
+api_key_hashes = pulumi.Output.secret(config.api_key_hashes.get_secret_value())
 releases = {"stable": config.release.stable, **config.release.candidates}
 # Each release runs its prebuilt image, or the image this program builds from its Bento: one
 # image per Bento version, whichever tracks run it, so a promotion (shadow -> canary -> stable)
-# neither rebuilds it (tags are immutable) nor deletes it.
+# neither rebuilds it (tags are immutable) nor deletes it. Every region pulls the same image.
 built = {
     release.bento: BentoImage(
         image_resource_name(release.bento), BentoImageArgs(release.bento, registry)
@@ -118,27 +85,146 @@ built = {
     if not release.image
 }
 images = {track: release.image or built[release.bento] for track, release in releases.items()}
-tracks = {
-    track: ModelDeployment(
-        f"moderation-{track}",
-        ModelDeploymentArgs(
-            config=config.workload,
-            track=track,
-            release=release,
-            image=images[track],
-            project=project,
-            namespace=workload.namespace,
-            service_account_name=workload.service_account_name,
-            backend_timeout_sec=config.edge.backend_timeout_sec,
-            api_keys=api_keys.file,
-        ),
-        # Pods start only once their key file can be mounted (provider class, IAM grant).
-        opts=pulumi.ResourceOptions.merge(
-            in_cluster, pulumi.ResourceOptions(depends_on=[api_keys])
-        ),
+
+
+@dataclass(frozen=True)
+class ServingRegion:
+    """One region's cluster and what runs in it."""
+
+    network: Network
+    cluster: Cluster
+    in_cluster: pulumi.ResourceOptions
+    workload: Workload
+    api_keys: ApiKeys
+    tracks: dict[str, ModelDeployment]
+
+
+def serve_region(
+    region_name: str,
+    network_config: NetworkConfig,
+    cluster_config: ClusterConfig,
+    vpc: gcp.compute.Network | None,
+) -> ServingRegion:
+    """Network, cluster, pools, workload and tracks of one region. The stack's own region keeps
+    the names of a one-region stack; every other region's names end with the region, so adding
+    or removing one changes nothing in the others."""
+    home = region_name == region
+
+    def named(base: str) -> str:
+        return base if home else f"{base}-{region_name}"
+
+    network = Network(
+        named("moderation"),
+        NetworkArgs(config=network_config, region=region_name, vpc=vpc),
+        opts=on_gcp,
     )
-    for track, release in releases.items()
-}
+    cluster = Cluster(
+        named("moderation"),
+        ClusterArgs(
+            config=cluster_config,
+            project=project,
+            network=network,
+            labels=labels,
+            registry=registry,
+            allowed_image_patterns=[
+                f"{registry.url}/**",
+                *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
+            ],
+            admission_policy=home,
+        ),
+        opts=on_gcp,
+    )
+    node_pools = NodePools(
+        named("moderation"),
+        NodePoolsArgs(config=config.node_pools, cluster=cluster, labels=labels),
+        opts=on_gcp,
+    )
+    # Kubernetes: everything in this cluster goes through this provider, once nodes exist.
+    kubernetes = k8s.Provider(
+        named("gke"),
+        kubeconfig=cluster.kubeconfig,
+        enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(depends_on=[node_pools]),
+    )
+    in_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes, "gcp": apis.provider})
+    workload = Workload(
+        named("moderation"),
+        WorkloadArgs(
+            config=config.workload,
+            workload_pool=cluster.workload_pool,
+            gcp_account_id=f"{APP}-workload" if home else regional_account_id(APP, region_name),
+        ),
+        opts=in_cluster,
+    )
+    api_keys = ApiKeys(
+        named("moderation"),
+        ApiKeysArgs(
+            secret_id=named(f"moderation-{config.environment}") + "-api-key-hashes",
+            key_hashes=api_key_hashes,
+            accessor_member=workload.gcp_service_account.member,
+            namespace=workload.namespace,
+            labels=labels,
+        ),
+        opts=in_cluster,
+    )
+    tracks = {
+        track: ModelDeployment(
+            named(f"moderation-{track}"),
+            ModelDeploymentArgs(
+                config=config.workload,
+                track=track,
+                release=release,
+                image=images[track],
+                project=project,
+                namespace=workload.namespace,
+                service_account_name=workload.service_account_name,
+                backend_timeout_sec=config.edge.backend_timeout_sec,
+                api_keys=api_keys.file,
+            ),
+            # Pods start only once their key file can be mounted (provider class, IAM grant).
+            opts=pulumi.ResourceOptions.merge(
+                in_cluster, pulumi.ResourceOptions(depends_on=[api_keys])
+            ),
+        )
+        for track, release in releases.items()
+    }
+    if scales_on_serving_metric:
+        MetricsAdapter(
+            named("metrics-adapter"),
+            MetricsAdapterArgs(
+                project=project,
+                workload_pool=cluster.workload_pool,
+                control_plane_cidr=network.master_cidr,
+                **({} if home else {"account_id": regional_account_id("metrics", region_name)}),
+            ),
+            opts=in_cluster,
+        )
+    return ServingRegion(network, cluster, in_cluster, workload, api_keys, tracks)
+
+
+# The stack's own region first (the config cluster, with several), then the others on its VPC.
+serving = {region: serve_region(region, config.network, config.cluster, vpc=None)}
+for other in config.fleet.regions if config.fleet else []:
+    serving[other.region] = serve_region(
+        other.region,
+        other.network,
+        config.cluster.model_copy(
+            update={"node_zones": other.node_zones, "name": f"{config.cluster.name}-{other.region}"}
+        ),
+        vpc=serving[region].network.network,
+    )
+home = serving[region]
+cluster, workload, api_keys, tracks, in_cluster = (
+    home.cluster,
+    home.workload,
+    home.api_keys,
+    home.tracks,
+    home.in_cluster,
+)
+
+# --- edge: release tracks (stable + optional canary/shadow), Cloud Armor, HTTPS gateway ---------
+edge = config.edge
+GATEWAY_NAME = "moderation"  # the log sinks and LB metrics pick its load balancer by this name
 canary_weight = config.release.canary.weight if config.release.canary else 0
 weights = {"stable": 100 - canary_weight, "canary": canary_weight}
 armor = ArmorPolicy(
@@ -159,6 +245,37 @@ endpoint = PublicEndpoint(
     ),
     opts=on_gcp,
 )
+# With several regions: every cluster in the fleet, each track exported from each, and the Gateway
+# (in the config cluster, the stack's own region) routing to the imports.
+multi_cluster = None
+if config.fleet:
+    fleet = Fleet(
+        "moderation",
+        FleetArgs(
+            config=config.fleet,
+            project=project,
+            clusters={name: member.cluster for name, member in serving.items()},
+            labels=labels,
+        ),
+        opts=on_gcp,
+    )
+    exports = [
+        service_export(
+            f"moderation-{track}-export-{name}",
+            deployment.service_name,
+            member.workload.namespace,
+            labels,
+            fleet,
+            member.in_cluster,
+        )
+        for name, member in serving.items()
+        for track, deployment in member.tracks.items()
+    ]
+    multi_cluster = MultiCluster(
+        max_rate_per_endpoint=math.floor(config.fleet.pod_texts_per_second),
+        ingress_ready=fleet.ingress_ready,
+        exports=exports,
+    )
 gateway = EdgeGateway(
     "moderation",
     EdgeGatewayArgs(
@@ -178,6 +295,7 @@ gateway = EdgeGateway(
         if "shadow" in tracks
         else None,
         labels=labels,
+        multi_cluster=multi_cluster,
     ),
     opts=in_cluster,
 )
@@ -213,16 +331,6 @@ alerting = Alerting(
     ),
     opts=on_gcp,
 )
-if scales_on_serving_metric:
-    MetricsAdapter(
-        "metrics-adapter",
-        MetricsAdapterArgs(
-            project=project,
-            workload_pool=cluster.workload_pool,
-            control_plane_cidr=network.master_cidr,
-        ),
-        opts=in_cluster,
-    )
 dashboard = ServiceDashboard(
     "moderation",
     DashboardArgs(

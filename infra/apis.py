@@ -38,11 +38,20 @@ REQUIRED_APIS: tuple[str, ...] = (
     "secretmanager.googleapis.com",  # the API key hashes and the GKE Secret Manager add-on
     "storage.googleapis.com",  # the log archive
 )
+# GKE "Enable multi-cluster Gateways", requirements: only stacks serving several regions.
+FLEET_APIS: tuple[str, ...] = (
+    "gkehub.googleapis.com",  # fleet memberships and features
+    "multiclusterservicediscovery.googleapis.com",  # ServiceExport / ServiceImport
+    "multiclusteringress.googleapis.com",  # the multi-cluster Gateway controller
+    "trafficdirector.googleapis.com",  # used by the multi-cluster Gateway controller
+)
 
 
 @dataclass(frozen=True)
 class ProjectApisArgs:
     project: str
+    fleet: bool = False
+    """Also the fleet's APIs (`FLEET_APIS`)."""
 
 
 class ProjectApis(pulumi.ComponentResource):
@@ -63,7 +72,7 @@ class ProjectApis(pulumi.ComponentResource):
                 disable_on_destroy=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for api in REQUIRED_APIS
+            for api in (*REQUIRED_APIS, *(FLEET_APIS if args.fleet else ()))
         ]
         self.provider = gcp.Provider(
             name,

@@ -40,6 +40,9 @@ class ClusterArgs:
     """The nodes pull the Bento's images from here (read access for the node service account)."""
     # Binary Authorization lets only these image patterns run (GKE system images are exempt).
     allowed_image_patterns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    admission_policy: bool = True
+    """Declare the project's Binary Authorization policy (one per project: with several
+    regions, only the first cluster declares it; it admits the same images everywhere)."""
 
 
 class Cluster(pulumi.ComponentResource):
@@ -113,20 +116,23 @@ class Cluster(pulumi.ComponentResource):
         )
 
         # Binary Authorization: only our registry's images (and GKE's own) are admitted.
-        gcp.binaryauthorization.Policy(
-            f"{name}-admission",
-            project=args.project,
-            global_policy_evaluation_mode="ENABLE",
-            admission_whitelist_patterns=[
-                gcp.binaryauthorization.PolicyAdmissionWhitelistPatternArgs(name_pattern=pattern)
-                for pattern in args.allowed_image_patterns
-            ],
-            default_admission_rule=gcp.binaryauthorization.PolicyDefaultAdmissionRuleArgs(
-                evaluation_mode="ALWAYS_DENY",
-                enforcement_mode="ENFORCED_BLOCK_AND_AUDIT_LOG",
-            ),
-            opts=child,
-        )
+        if args.admission_policy:
+            gcp.binaryauthorization.Policy(
+                f"{name}-admission",
+                project=args.project,
+                global_policy_evaluation_mode="ENABLE",
+                admission_whitelist_patterns=[
+                    gcp.binaryauthorization.PolicyAdmissionWhitelistPatternArgs(
+                        name_pattern=pattern
+                    )
+                    for pattern in args.allowed_image_patterns
+                ],
+                default_admission_rule=gcp.binaryauthorization.PolicyDefaultAdmissionRuleArgs(
+                    evaluation_mode="ALWAYS_DENY",
+                    enforcement_mode="ENFORCED_BLOCK_AND_AUDIT_LOG",
+                ),
+                opts=child,
+            )
 
         self.cluster = gcp.container.Cluster(
             name,

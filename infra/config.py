@@ -583,6 +583,64 @@ class BudgetConfig(_Section):
         return self
 
 
+# --- several regions ------------------------------------------------------------------------------
+
+RANGE_FIELDS = ("subnet_cidr", "pods_cidr", "services_cidr", "master_cidr")
+ACCOUNT_ID_MAX = 30
+"""IAM service account ids are 6-30 characters."""
+
+
+class RegionConfig(_Section):
+    """One more serving region: its own private cluster (the `cluster` section's switches, these
+    zones) on its own subnet of the stack's VPC, hence its own, disjoint address ranges."""
+
+    node_zones: Annotated[list[str], Field(min_length=1)]
+    network: NetworkConfig
+
+    @model_validator(mode="after")
+    def _zones_in_one_region(self) -> Self:
+        regions = {zone.rsplit("-", 1)[0] for zone in self.node_zones}
+        if len(regions) != 1:
+            raise ValueError(f"nodeZones must all be in one region, got {self.node_zones}")
+        return self
+
+    @property
+    def region(self) -> str:
+        return self.node_zones[0].rsplit("-", 1)[0]
+
+
+class FleetConfig(_Section):
+    """Serving from several regions behind one multi-cluster Gateway (docs/deploy.md "Serving
+    from several regions"). The stack's own region (`gcp:region`, `network`, `cluster.nodeZones`)
+    is the first one and holds the config cluster; `regions` lists the others."""
+
+    regions: Annotated[list[RegionConfig], Field(min_length=1)]
+    features: Literal["create", "existing"] = Field(
+        default="create",
+        description="The multi-cluster services and ingress fleet features are one per project: "
+        "`create` declares them (and keeps them on destroy), `existing` adopts the ones another "
+        "stack or `gcloud` turned on.",
+    )
+    peak_texts_per_second: Annotated[float, Field(gt=0)] = Field(
+        description="The busiest rate the stack must serve, with one region lost."
+    )
+    pod_texts_per_second: Annotated[float, Field(gt=0)] = Field(
+        description="What one model pod sustains (`make cost` prints it for the stack's pods)."
+    )
+
+    @model_validator(mode="after")
+    def _regions_distinct(self) -> Self:
+        names = [region.region for region in self.regions]
+        if len(names) != len(set(names)):
+            raise ValueError(f"regions must be distinct, got {names}")
+        return self
+
+
+def regional_account_id(prefix: str, region: str) -> str:
+    """A project-unique service account id for one region's copy of an account."""
+    return f"{prefix}-{region}"[:ACCOUNT_ID_MAX].rstrip("-")
+
+
 # --- the whole stack ------------------------------------------------------------------------------
 
 
@@ -601,6 +659,7 @@ class StackConfig(_Section):
     observability: ObservabilityConfig
     budget: BudgetConfig
     edge: EdgeConfig
+    fleet: FleetConfig | None = None
     api_key_hashes: Secret[ApiKeyHashes] = Field(
         description="`sha256:<hex>` of each accepted API key; secret config, never plaintext "
         "(`pulumi config set --secret moderation:apiKeyHashes '[\"sha256:...\"]'`).",
@@ -671,6 +730,49 @@ class StackConfig(_Section):
             raise ValueError("edge.armor.ipBanDurationSec must be set in prod (ban abusive IPs)")
         if self.is_prod and not self.edge.armor.adaptive_protection:
             raise ValueError("edge.armor.adaptiveProtection must be true in prod")
+        return self
+
+    @property
+    def regions(self) -> list[str]:
+        """Every serving region, the stack's own first."""
+        others = [region.region for region in self.fleet.regions] if self.fleet else []
+        return [self.gcp.region, *others]
+
+    @model_validator(mode="after")
+    def _one_region_lost_peak_still_served(self) -> Self:
+        """With several regions, the others must carry the peak while one is down (their HPA
+        maxima; the pool check below keeps the pools able to hold them)."""
+        fleet = self.fleet
+        if fleet is None:
+            return self
+        if len(set(self.regions)) != len(self.regions):
+            raise ValueError(f"fleet.regions repeats gcp:region {self.gcp.region}")
+        ranges = [("network", self.network)] + [
+            (f"fleet.regions[{i}].network", region.network)
+            for i, region in enumerate(fleet.regions)
+        ]
+        for i, (first_key, first) in enumerate(ranges):
+            for second_key, second in ranges[i + 1 :]:
+                for field in RANGE_FIELDS:
+                    mine = ipaddress.IPv4Network(getattr(second, field))
+                    if any(
+                        mine.overlaps(ipaddress.IPv4Network(getattr(first, other)))
+                        for other in RANGE_FIELDS
+                    ):
+                        raise ValueError(
+                            f"{second_key}.{to_camel(field)} overlaps a range of {first_key}: "
+                            "the regions share one VPC"
+                        )
+        per_region = self.workload.autoscaling.max_replicas * fleet.pod_texts_per_second
+        survivors = len(self.regions) - 1
+        if survivors * per_region < fleet.peak_texts_per_second:
+            raise ValueError(
+                f"fleet.peakTextsPerSecond {fleet.peak_texts_per_second:g} is more than the "
+                f"{survivors} region(s) left when one is lost can serve: {survivors} x "
+                f"workload.autoscaling.maxReplicas {self.workload.autoscaling.max_replicas} x "
+                f"fleet.podTextsPerSecond {fleet.pod_texts_per_second:g} = "
+                f"{survivors * per_region:g}: raise maxReplicas (and the pools), or add a region"
+            )
         return self
 
     @model_validator(mode="after")

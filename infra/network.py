@@ -17,6 +17,8 @@ SERVICES_RANGE = "services"
 class NetworkArgs:
     config: NetworkConfig
     region: str
+    vpc: gcp.compute.Network | None = None
+    """The stack's VPC, when another region declared it: one VPC, a subnet per region."""
 
 
 class Network(pulumi.ComponentResource):
@@ -39,7 +41,7 @@ class Network(pulumi.ComponentResource):
         # Reserved for the control plane's private endpoint (VPC peering), not a subnet.
         self.master_cidr = config.master_cidr
 
-        self.network = gcp.compute.Network(
+        self.network = args.vpc or gcp.compute.Network(
             name,
             auto_create_subnetworks=False,
             routing_mode="REGIONAL",

@@ -433,6 +433,8 @@ class WorkloadArgs:
     config: WorkloadConfig
     workload_pool: pulumi.Output[str]
     """The cluster's Workload Identity pool (`Cluster.workload_pool`)."""
+    gcp_account_id: str = f"{APP}-workload"
+    """The pods' GCP service account: one per cluster, so project-unique per region."""
 
 
 class Workload(pulumi.ComponentResource):
@@ -471,7 +473,7 @@ class Workload(pulumi.ComponentResource):
             namespace=config.namespace,
             namespace_ref=self.namespace,
             service_account=APP,
-            account_id=f"{APP}-workload",
+            account_id=args.gcp_account_id,
             display_name="Moderation pods (Workload Identity)",
             automount_token=False,
             opts=child,

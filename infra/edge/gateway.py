@@ -29,8 +29,10 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from infra.config import EdgeConfig
+from infra.fleet import MCS_API_GROUP
 
 GATEWAY_CLASS = "gke-l7-global-external-managed"
+MULTI_CLUSTER_GATEWAY_CLASS = "gke-l7-global-external-managed-mc"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GKE_POLICY_API = "networking.gke.io/v1"
 CERTMAP_ANNOTATION = "networking.gke.io/certmap"
@@ -70,6 +72,24 @@ class MirrorBackend:
 
 
 @dataclass(frozen=True)
+class MultiCluster:
+    """Several regions behind one multi-cluster Gateway, in the config cluster: each track's
+    backend is the `ServiceImport` that its `ServiceExport`s in every cluster make.
+
+    Spillover (GKE "Multi-cluster Gateways", capacity): a client goes to the closest region
+    until its backends are at `maxRatePerEndpoint` or more than half of them are unhealthy;
+    then the load balancer sends the excess to the next closest region.
+    """
+
+    max_rate_per_endpoint: int
+    """Requests per second one pod takes before the load balancer spills to another region."""
+    ingress_ready: Sequence[pulumi.Resource]
+    """The multi-cluster ingress feature and its grants (`Fleet.ingress_ready`)."""
+    exports: Sequence[pulumi.Resource]
+    """The `ServiceExport`s whose imports the routes and policies name."""
+
+
+@dataclass(frozen=True)
 class EdgeGatewayArgs:
     """The stack's `edge` section (host names, backend timeout, draining, log sampling), and
     the names of what the Gateway ties together."""
@@ -85,6 +105,7 @@ class EdgeGatewayArgs:
     backends: Sequence[WeightedBackend]
     labels: Mapping[str, str]
     mirror: MirrorBackend | None = None
+    multi_cluster: MultiCluster | None = None
 
     @property
     def tracks(self) -> list[WeightedBackend | MirrorBackend]:
@@ -95,7 +116,7 @@ class EdgeGatewayArgs:
 def _gateway_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
     same_namespace = {"namespaces": {"from": "Same"}}
     return {
-        "gatewayClassName": GATEWAY_CLASS,
+        "gatewayClassName": MULTI_CLUSTER_GATEWAY_CLASS if args.multi_cluster else GATEWAY_CLASS,
         "addresses": [{"type": "NamedAddress", "value": args.address_name}],
         "listeners": [
             # No `tls` block: GKE serves the certificate map named in the annotation.
@@ -117,7 +138,12 @@ def _gateway_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
 
 def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
     backend_refs = [
-        {"name": backend.service_name, "port": backend.port, "weight": backend.weight}
+        {
+            **_import_kind(args),
+            "name": backend.service_name,
+            "port": backend.port,
+            "weight": backend.weight,
+        }
         for backend in args.backends
     ]
     # Browsers and well-behaved clients never try plain HTTP again for this domain.
@@ -131,7 +157,11 @@ def _api_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
             {
                 "type": "RequestMirror",
                 "requestMirror": {
-                    "backendRef": {"name": args.mirror.service_name, "port": args.mirror.port}
+                    "backendRef": {
+                        **_import_kind(args),
+                        "name": args.mirror.service_name,
+                        "port": args.mirror.port,
+                    }
                 },
             }
         ]
@@ -174,14 +204,25 @@ def _redirect_route_spec(args: EdgeGatewayArgs) -> dict[str, Any]:
     }
 
 
-def _service_ref(service_name: pulumi.Input[str]) -> dict[str, Any]:
-    return {"group": "", "kind": "Service", "name": service_name}
+def _import_kind(args: EdgeGatewayArgs) -> dict[str, str]:
+    """A backend reference's kind: a Service by default, the `ServiceImport` across clusters."""
+    return {"group": MCS_API_GROUP, "kind": "ServiceImport"} if args.multi_cluster else {}
+
+
+def _service_ref(args: EdgeGatewayArgs, service_name: pulumi.Input[str]) -> dict[str, Any]:
+    return {"group": "", "kind": "Service", **_import_kind(args), "name": service_name}
 
 
 def _backend_policy_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str]) -> dict[str, Any]:
+    spillover = (
+        {"maxRatePerEndpoint": args.multi_cluster.max_rate_per_endpoint}
+        if args.multi_cluster
+        else {}
+    )
     return {
-        "targetRef": _service_ref(service_name),
+        "targetRef": _service_ref(args, service_name),
         "default": {
+            **spillover,
             "securityPolicy": args.security_policy.name,
             "logging": {
                 "enabled": True,
@@ -193,9 +234,9 @@ def _backend_policy_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str])
     }
 
 
-def _health_check_spec(service_name: pulumi.Input[str]) -> dict[str, Any]:
+def _health_check_spec(args: EdgeGatewayArgs, service_name: pulumi.Input[str]) -> dict[str, Any]:
     return {
-        "targetRef": _service_ref(service_name),
+        "targetRef": _service_ref(args, service_name),
         "default": {
             "checkIntervalSec": 5,
             "timeoutSec": 3,
@@ -238,9 +279,15 @@ class EdgeGateway(pulumi.ComponentResource):
             args.gateway_name,
             _gateway_spec(args),
             annotations={CERTMAP_ANNOTATION: args.certificate_map_name},
-            depends_on=[ssl_policy, args.security_policy],
+            depends_on=[
+                ssl_policy,
+                args.security_policy,
+                *(args.multi_cluster.ingress_ready if args.multi_cluster else []),
+            ],
         )
         after_gateway = [gateway]
+        # Routes and policies name the imports, which exist once their services are exported.
+        after_exports = list(args.multi_cluster.exports) if args.multi_cluster else []
         self._object(
             f"{name}-tls-policy",
             GKE_POLICY_API,
@@ -262,7 +309,7 @@ class EdgeGateway(pulumi.ComponentResource):
             "HTTPRoute",
             f"{args.gateway_name}-api",
             _api_route_spec(args),
-            depends_on=after_gateway,
+            depends_on=[*after_gateway, *after_exports],
         )
         self._object(
             f"{name}-redirect-route",
@@ -279,13 +326,15 @@ class EdgeGateway(pulumi.ComponentResource):
                 "GCPBackendPolicy",
                 f"{args.gateway_name}-{backend.track}",
                 _backend_policy_spec(args, backend.service_name),
+                depends_on=after_exports,
             )
             self._object(
                 f"{name}-health-check-{backend.track}",
                 GKE_POLICY_API,
                 "HealthCheckPolicy",
                 f"{args.gateway_name}-{backend.track}",
-                _health_check_spec(backend.service_name),
+                _health_check_spec(args, backend.service_name),
+                depends_on=after_exports,
             )
 
         self.gateway_name = pulumi.Output.from_input(args.gateway_name)

@@ -51,6 +51,8 @@ class MetricsAdapterArgs:
     """The control plane's range: the aggregated APIs are called from there."""
     workload_pool: pulumi.Output[str]
     """The cluster's Workload Identity pool (`Cluster.workload_pool`)."""
+    account_id: str = "custom-metrics-adapter"
+    """Its GCP service account: one per cluster, so project-unique per region."""
 
 
 class MetricsAdapter(pulumi.ComponentResource):
@@ -73,7 +75,7 @@ class MetricsAdapter(pulumi.ComponentResource):
             namespace=NAMESPACE,
             namespace_ref=namespace,
             service_account=NAME,
-            account_id="custom-metrics-adapter",
+            account_id=args.account_id,
             display_name="Custom metrics adapter: reads Cloud Monitoring for the HPA",
             automount_token=True,
             opts=child,
