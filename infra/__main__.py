@@ -262,11 +262,12 @@ if config.fleet:
     exports = [
         service_export(
             f"moderation-{track}-export-{name}",
-            deployment.service_name,
+            deployment,
             member.workload.namespace,
             labels,
             fleet,
-            member.in_cluster,
+            drain_seconds=config.edge.connection_draining_sec,
+            opts=member.in_cluster,
         )
         for name, member in serving.items()
         for track, deployment in member.tracks.items()

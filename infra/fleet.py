@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
+import pulumiverse_time as time
 
 from infra.cluster import Cluster
 from infra.config import FleetConfig
+from infra.workload import ModelDeployment
 
 MCS_API_GROUP = "net.gke.io"
 SERVICES_FEATURE = "multiclusterservicediscovery"
@@ -139,23 +141,33 @@ class Fleet(pulumi.ComponentResource):
 
 def service_export(
     name: str,
-    service_name: pulumi.Input[str],
+    deployment: ModelDeployment,
     namespace: pulumi.Input[str],
     labels: Mapping[str, str],
     fleet: Fleet,
+    drain_seconds: int,
     opts: pulumi.ResourceOptions,
 ) -> k8s.apiextensions.CustomResource:
     """Export one track's Service to the fleet: MCS makes the `ServiceImport` of that name in
     every member. Its kind exists only once the MCS feature has installed its CRD ("no matches
-    for kind ServiceExport" before), so it waits for the feature."""
+    for kind ServiceExport" before), so it waits for the feature.
+
+    A region removed from the stack is drained before its pods go: the engine deletes in reverse
+    order, so the export goes first (the load balancer stops sending new requests there), then
+    the drain wait (`destroy_duration`: the connection draining of the edge), then the pods."""
+    drained = time.Sleep(
+        f"{name}-drain",
+        destroy_duration=f"{drain_seconds}s",
+        opts=pulumi.ResourceOptions(depends_on=[deployment.deployment, deployment.service]),
+    )
     return k8s.apiextensions.CustomResource(
         name,
         api_version=f"{MCS_API_GROUP}/v1",
         kind="ServiceExport",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=service_name, namespace=namespace, labels=dict(labels)
+            name=deployment.service_name, namespace=namespace, labels=dict(labels)
         ),
         opts=pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(depends_on=fleet.services_ready)
+            opts, pulumi.ResourceOptions(depends_on=[*fleet.services_ready, drained])
         ),
     )

@@ -1,0 +1,227 @@
+"""Several regions behind one multi-cluster Gateway (`moderation:fleet`), planned from the prod
+stack with regions added: each region its own cluster, one Gateway of the multi-cluster class on
+the one global address, and the preconditions GKE enforces as dependencies: the fleet features
+before the exports ("no matches for kind ServiceExport" until the MCS feature installed its
+CRD), the exports before the routes and policies that name their imports, the features kept on
+destroy or adopted (one per project), a new region that changes nothing already there, and a
+removed region drained before its pods go."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, parse_stack_config
+from infra.edge.gateway import MULTI_CLUSTER_GATEWAY_CLASS
+from infra.fleet import INGRESS_FEATURE, SERVICES_FEATURE
+from tests.infra.edge.gateway_features import (
+    UNMAPPED,
+    gateway_features,
+    httproute_features,
+    report,
+    unsupported,
+)
+from tests.infra.plans import Plan, stack_config
+
+CLUSTER = "gcp:container/cluster:Cluster"
+FEATURE = "gcp:gkehub/feature:Feature"
+MEMBERSHIP = "gcp:gkehub/membership:Membership"
+EXPORT = "kubernetes:net.gke.io/v1:ServiceExport"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SLEEP = "time:index/sleep:Sleep"
+POD_TEXTS_PER_S = 9.55
+
+# Region -> (zones, first octet block of its ranges): disjoint from prod's own ranges.
+REGIONS: dict[str, tuple[list[str], int]] = {
+    "us-central1": (["us-central1-a", "us-central1-b", "us-central1-c"], 111),
+    "asia-northeast1": (["asia-northeast1-a", "asia-northeast1-b", "asia-northeast1-c"], 112),
+}
+
+
+def _region(name: str, index: int) -> dict[str, Any]:
+    zones, block = REGIONS[name]
+    return {
+        "nodeZones": zones,
+        "network": {
+            "subnetCidr": f"10.{block}.0.0/20",
+            "podsCidr": f"10.{block + 30}.0.0/16",
+            "servicesCidr": f"10.{block + 60}.0.0/20",
+            "masterCidr": f"172.16.{index + 2}.0/28",
+        },
+    }
+
+
+def with_regions(*names: str, features: str = "create") -> Callable[[dict[str, Any]], None]:
+    """Prod plus these regions, sized so that one region lost still serves the peak."""
+
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:fleet"] = {
+            "features": features,
+            "regions": [_region(name, index) for index, name in enumerate(names)],
+            "peakTextsPerSecond": 100,
+            "podTextsPerSecond": POD_TEXTS_PER_S,
+        }
+
+    return change
+
+
+@pytest.fixture(scope="module")
+def two_regions(plan_variant: Callable[..., Plan]) -> Plan:
+    return plan_variant("prod", with_regions("us-central1"))
+
+
+@pytest.fixture(scope="module")
+def three_regions(plan_variant: Callable[..., Plan]) -> Plan:
+    return plan_variant("prod", with_regions("us-central1", "asia-northeast1"))
+
+
+def _objects(plan: Plan, kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in plan.kubernetes_objects() if obj["kind"] == kind]
+
+
+def test_each_region_is_its_own_cluster_behind_one_gateway_on_one_address(
+    two_regions: Plan,
+) -> None:
+    locations = {cluster["inputs"]["location"] for cluster in two_regions.of_type(CLUSTER)}
+    assert locations == {"europe-west1", "us-central1"}
+    (gateway,) = _objects(two_regions, "Gateway")
+    assert gateway["spec"]["gatewayClassName"] == MULTI_CLUSTER_GATEWAY_CLASS
+    assert len(two_regions.of_type("gcp:compute/globalAddress:GlobalAddress")) == 1
+    assert {m["inputs"]["location"] for m in two_regions.of_type(MEMBERSHIP)} == locations
+    # One VPC, one subnet per region.
+    assert len(two_regions.of_type("gcp:compute/network:Network")) == 1
+    subnets = two_regions.of_type("gcp:compute/subnetwork:Subnetwork")
+    assert {subnet["inputs"]["region"] for subnet in subnets} == locations
+
+
+def test_the_ingress_feature_names_the_first_region_as_config_cluster(two_regions: Plan) -> None:
+    ingress = two_regions.one(FEATURE, f"moderation-{INGRESS_FEATURE}")
+    config_membership = two_regions.one(MEMBERSHIP, "moderation-europe-west1")
+    assert Plan.address(config_membership) in ingress["dependencies"]
+    assert ingress["inputs"]["location"] == "global"
+
+
+def test_fleet_features_are_kept_on_destroy_or_adopted(
+    two_regions: Plan, plan_variant: Callable[..., Plan]
+) -> None:
+    """One per project: a stack that declares them keeps them when it goes (another stack may
+    route through them); a stack that adopts them declares none (a second create is a 409)."""
+    features = two_regions.of_type(FEATURE)
+    assert {f["inputs"]["name"] for f in features} == {SERVICES_FEATURE, INGRESS_FEATURE}
+    for feature in features:
+        assert two_regions.options[Plan.address(feature)]["retainOnDelete"] is True
+    adopted = plan_variant("prod", with_regions("us-central1", features="existing"))
+    assert adopted.of_type(FEATURE) == []
+    assert len(adopted.of_type(EXPORT)) == len(two_regions.of_type(EXPORT))
+
+
+def test_each_cluster_exports_each_track_after_the_services_feature(two_regions: Plan) -> None:
+    exports = two_regions.of_type(EXPORT)
+    exported = {export["inputs"]["metadata"]["name"] for export in exports}
+    assert len(exports) == 2 and exported == {"moderation-stable"}
+    feature = Plan.address(two_regions.one(FEATURE, f"moderation-{SERVICES_FEATURE}"))
+    importer = "gcp:projects/iAMMember:IAMMember::moderation-mcs-importer"
+    for export in exports:
+        assert {feature, importer} <= two_regions.waits_for(export), export["name"]
+
+
+def test_routes_and_policies_name_the_imports_and_wait_for_the_exports(two_regions: Plan) -> None:
+    exports = {Plan.address(export) for export in two_regions.of_type(EXPORT)}
+    for kind in ("HTTPRoute", "GCPBackendPolicy", "HealthCheckPolicy"):
+        for resource in two_regions["resources"]:
+            if resource["inputs"].get("kind") != kind:
+                continue
+            spec = resource["inputs"]["spec"]
+            if kind == "HTTPRoute" and spec["parentRefs"][0]["sectionName"] == "http":
+                continue  # the redirect has no backend
+            assert exports <= two_regions.waits_for(resource), resource["name"]
+            refs = (
+                [ref for rule in spec["rules"] for ref in rule["backendRefs"]]
+                if kind == "HTTPRoute"
+                else [spec["targetRef"]]
+            )
+            assert {(ref["group"], ref["kind"]) for ref in refs} == {
+                ("net.gke.io", "ServiceImport")
+            }
+    gateway = next(r for r in two_regions["resources"] if r["inputs"].get("kind") == "Gateway")
+    ingress = f"{FEATURE}::moderation-{INGRESS_FEATURE}"
+    assert ingress in two_regions.waits_for(gateway)
+
+
+def test_spillover_rate_is_what_a_pod_sustains(two_regions: Plan) -> None:
+    (policy,) = _objects(two_regions, "GCPBackendPolicy")
+    assert policy["spec"]["default"]["maxRatePerEndpoint"] == math.floor(POD_TEXTS_PER_S)
+
+
+def test_the_multi_cluster_route_uses_only_features_gkes_report_claims(two_regions: Plan) -> None:
+    """GKE publishes its conformance report for the single-cluster class only, and documents
+    the multi-cluster class as supporting the same features or fewer: what the report does not
+    claim is not used here either (a necessary condition, not a sufficient one)."""
+    used: dict[str, str] = {}
+    for obj in two_regions.kubernetes_objects():
+        if obj["kind"] == "Gateway":
+            used |= gateway_features(obj["spec"])
+        elif obj["kind"] == "HTTPRoute":
+            used |= httproute_features(obj["spec"])
+    assert {path for path, feature in used.items() if feature == UNMAPPED} == set()
+    assert unsupported(used, report()) == {}
+
+
+def _by_address(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {Plan.address(resource): resource for resource in plan["resources"]}
+
+
+def test_adding_a_region_changes_nothing_already_there(
+    two_regions: Plan, three_regions: Plan
+) -> None:
+    """Nothing of the first two regions (nor the edge) gets a new input, so nothing is updated
+    or replaced: the new region only adds resources (and dependencies)."""
+    before, after = _by_address(two_regions), _by_address(three_regions)
+    assert set(before) <= set(after)
+    changed = [a for a in before if before[a]["inputs"] != after[a]["inputs"]]
+    assert changed == []
+    assert any("asia-northeast1" in address for address in set(after) - set(before))
+
+
+def test_a_removed_region_is_drained_before_its_pods_go(
+    two_regions: Plan, three_regions: Plan
+) -> None:
+    """The engine deletes what waits on something before that something: the removed region's
+    export goes first, then a wait as long as the edge drains connections, then its pods."""
+    removed = set(_by_address(three_regions)) - set(_by_address(two_regions))
+    exports = [r for r in three_regions.of_type(EXPORT) if Plan.address(r) in removed]
+    assert exports
+    draining = stack_config("prod")["moderation:edge"]["connectionDrainingSec"]
+    for export in exports:
+        waits = three_regions.waits_for(export)
+        (drain,) = [
+            r for r in three_regions.of_type(SLEEP) if Plan.address(r) in export["dependencies"]
+        ]
+        assert drain["inputs"]["destroyDuration"] == f"{draining}s"
+        pods = [d for d in three_regions.of_type(DEPLOYMENT) if Plan.address(d) in waits]
+        assert pods and all(
+            Plan.address(d) in three_regions.waits_for(drain) and Plan.address(d) in removed
+            for d in pods
+        )
+
+
+def test_a_fleet_that_cannot_lose_a_region_is_refused() -> None:
+    config = stack_config("prod")
+    with_regions("us-central1")(config)
+    config["moderation:fleet"]["peakTextsPerSecond"] = 1000  # 12 pods x 9.55/s = 114.6 left
+    with pytest.raises(ConfigError, match=r"moderation:fleet\.peakTextsPerSecond 1000 is more"):
+        parse_stack_config(config)
+    with_regions("us-central1", "asia-northeast1")(config)
+    config["moderation:fleet"]["peakTextsPerSecond"] = 229  # two regions left: 229.2
+    parse_stack_config(config)
+
+
+def test_regions_share_one_vpc_so_their_ranges_must_not_overlap() -> None:
+    config = stack_config("prod")
+    with_regions("us-central1")(config)
+    config["moderation:fleet"]["regions"][0]["network"]["podsCidr"] = "10.120.0.0/16"
+    with pytest.raises(ConfigError, match=r"fleet\.regions\[0\]\.network\.podsCidr overlaps"):
+        parse_stack_config(config)
