@@ -50,6 +50,8 @@ API_SCHEMAS: dict[str, tuple[str, str] | None] = {
     "gcp:compute/subnetwork:Subnetwork": ("compute.v1", "Subnetwork"),
     "gcp:container/cluster:Cluster": ("container.v1", "Cluster"),
     "gcp:container/nodePool:NodePool": ("container.v1", "NodePool"),
+    "gcp:gkehub/feature:Feature": ("gkehub.v1", "Feature"),
+    "gcp:gkehub/membership:Membership": ("gkehub.v1", "Membership"),
     "gcp:dns/recordSet:RecordSet": ("dns.v1", "ResourceRecordSet"),
     "gcp:kms/cryptoKey:CryptoKey": ("cloudkms.v1", "CryptoKey"),
     "gcp:logging/metric:Metric": ("logging.v2", "LogMetric"),

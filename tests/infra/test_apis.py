@@ -32,6 +32,7 @@ MODULE_APIS = {
     "compute": "compute.v1",
     "container": "container.v1",
     "dns": "dns.v1",
+    "gkehub": "gkehub.v1",
     "kms": "cloudkms.v1",
     "logging": "logging.v2",
     "monitoring": "monitoring.v3",

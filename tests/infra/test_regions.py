@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from infra.apis import FLEET_APIS
 from infra.config import ConfigError, parse_stack_config
 from infra.edge.gateway import MULTI_CLUSTER_GATEWAY_CLASS
 from infra.fleet import INGRESS_FEATURE, SERVICES_FEATURE
@@ -24,7 +25,9 @@ from tests.infra.edge.gateway_features import (
     report,
     unsupported,
 )
+from tests.infra.google_discovery import check_resource
 from tests.infra.plans import Plan, stack_config
+from tests.infra.test_apis import missing_apis
 
 CLUSTER = "gcp:container/cluster:Cluster"
 FEATURE = "gcp:gkehub/feature:Feature"
@@ -168,6 +171,16 @@ def test_the_multi_cluster_route_uses_only_features_gkes_report_claims(two_regio
             used |= httproute_features(obj["spec"])
     assert {path for path, feature in used.items() if feature == UNMAPPED} == set()
     assert unsupported(used, report()) == {}
+
+
+def test_fleet_resources_against_googles_api_definitions(two_regions: Plan) -> None:
+    """Memberships and features hold only fields and values GKE Hub's discovery document knows
+    and has not deprecated, and each waits for the APIs it calls, the fleet's among them."""
+    for resource in two_regions.of_type(MEMBERSHIP) + two_regions.of_type(FEATURE):
+        assert check_resource(resource).problems == [], resource["name"]
+    assert missing_apis(two_regions) == {}
+    enabled = {s["inputs"]["service"] for s in two_regions.of_type("gcp:projects/service:Service")}
+    assert set(FLEET_APIS) <= enabled
 
 
 def _by_address(plan: Plan) -> dict[str, dict[str, Any]]:
