@@ -45,7 +45,8 @@ from bench.models import bench_spec, ensure_bench_model
 from bench.servers import REPO_ROOT, free_port, ready, start_process, start_server
 from bench.texts import SEED, moderation_texts
 from service.auth import hash_key
-from service.catalog import CATALOG_ENV, ModelSpec, Precision, load_catalog
+from service.catalog import CATALOG_ENV, FP32_CPU, ModelSpec, Setting, load_catalog
+from service.hardware import SPEED_ORDER, choice_on_this_node
 
 OUT_DIR = REPO_ROOT / "build" / "bench"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per level (default 20)")
     parser.add_argument(
         "--precision",
-        choices=[p.value for p in Precision],
+        choices=[str(setting) for setting in SPEED_ORDER],
         help="precision of the benchmark model for limit and service (default bf16; --quick: fp32)",
     )
     parser.add_argument(
@@ -359,26 +360,27 @@ def main(argv: list[str] | None = None) -> int:
             if spec is None:
                 raise SystemExit(f"model {args.model!r} is not in the catalog")
             if args.precision:
-                spec = spec.model_copy(update={"precision": Precision(args.precision)})
+                spec = spec.model_copy(
+                    update={"validated": (Setting.model_validate(args.precision),)}
+                )
         else:
             # bf16 autocast's per-operator casts outweigh the arithmetic of a tiny model.
-            default = Precision.FP32 if args.quick else Precision.BF16
-            precision = Precision(args.precision or default)
-            spec = bench_spec(ensure_bench_model(args.quick), precision)
+            setting = Setting.model_validate(args.precision or "fp32")
+            spec = bench_spec(ensure_bench_model(args.quick), setting)
         catalog = (
             Path(os.environ[CATALOG_ENV])
             if args.model and not args.precision
             else write_catalog(work / "catalog.yaml", spec)
         )
         print(
-            f"model {spec.tag} ({spec.backend.value}, {spec.precision.value}), "
+            f"model {spec.tag} ({spec.backend.value}, {choice_on_this_node(spec).setting}), "
             f"bench/texts.py's mix, levels {levels}, {duration_s:g} s each",
             flush=True,
         )
         cpu_per_text: dict[str, float] = {}
         limit = bench_limit(spec, texts, levels, duration_s, cpu_per_text)
         service, batches = bench_service(catalog, texts, levels, duration_s, work)
-        fp32 = spec.model_copy(update={"precision": Precision.FP32})
+        fp32 = spec.model_copy(update={"validated": (FP32_CPU,)})
         baseline_catalog = write_catalog(work / "baseline-catalog.yaml", fp32)
         baseline = bench_baseline(baseline_catalog, texts, levels, duration_s, work)
         for log in work.glob("*.log"):
@@ -395,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         machine=facts,
         command=command,
         model=f"{spec.name} ({spec.tag}, {spec.backend.value}, service and limit in "
-        f"{spec.precision.value}, baseline fp32)",
+        f"{choice_on_this_node(spec).setting}, baseline fp32)",
         limit=limit,
         service=service,
         baseline=baseline,
