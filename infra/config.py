@@ -39,7 +39,9 @@ from infra.machines import (
     shape_of,
 )
 from infra.placeholders import describe, find_placeholders, under_mocks
-from infra.sizing import pods_per_node
+from infra.sizing import node_hardware, pods_per_node
+from service.catalog import FP32_CPU, Backend, Runtime
+from service.hardware import choose_setting
 from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
@@ -207,9 +209,26 @@ class NodePoolConfig(_Section):
         return self
 
 
+class GpuSharingConfig(_Section):
+    """GKE GPU time-sharing: several pods (a canary and a shadow beside stable) take turns on one
+    GPU; each still requests `nvidia.com/gpu: 1` and GKE advertises that many per GPU."""
+
+    strategy: Literal["TIME_SHARING"] = "TIME_SHARING"
+    max_shared_clients_per_gpu: Annotated[int, Field(ge=2, le=48)] = 2
+
+
 class GpuNodePoolConfig(NodePoolConfig):
     accelerator_type: str
     accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+    sharing: GpuSharingConfig | None = Field(
+        default=None, description="Time-share each GPU between pods; unset = one pod per GPU."
+    )
+
+    @property
+    def pods_per_node_limit(self) -> int:
+        """Pods one node's GPUs hold: one each, or `maxSharedClientsPerGpu` each when shared."""
+        shared = self.sharing.max_shared_clients_per_gpu if self.sharing else 1
+        return self.accelerator_count * shared
 
     @model_validator(mode="after")
     def _gpu_machine(self) -> Self:
@@ -321,6 +340,13 @@ class WorkloadConfig(_Section):
 
     namespace: ResourceName = "moderation"
     node_pool: Literal["model", "gpu"] = "model"
+    model: Runtime = Field(
+        default=Runtime(backend=Backend.TRANSFORMERS, validated=(FP32_CPU,)),
+        description="The release catalog's model the pods are sized for: its `backend` and "
+        "`validated` settings, as its catalog entry lists them (service/catalog.yaml). The pool "
+        "must run one of them natively; capacity and cost (tools/capacity.py) follow the one "
+        "its nodes run.",
+    )
     resources: Resources
     autoscaling: AutoscalingConfig
     queue: QueueConfig = QueueConfig()
@@ -679,8 +705,8 @@ class StackConfig(_Section):
         room = room_on(pool.machine_type)
         requests = self.workload.resources
         per_node = pods_per_node(room, requests.cpu_request, requests.memory_request)
-        if isinstance(pool, GpuNodePoolConfig):  # each pod takes one whole GPU
-            per_node = min(per_node, pool.accelerator_count)
+        if isinstance(pool, GpuNodePoolConfig):  # each pod takes a GPU (or a time-shared slot)
+            per_node = min(per_node, pool.pods_per_node_limit)
         if per_node == 0:
             raise ValueError(
                 f"workload.resources requests (cpu {requests.cpu_request}, memory "
@@ -700,6 +726,28 @@ class StackConfig(_Section):
                 f"{needed} that workload.autoscaling.maxReplicas {scaling.max_replicas} needs "
                 "(+1 surge pod, + minReplicas per canary or shadow): raise maxNodes, or lower the "
                 "requests or maxReplicas"
+            )
+        return self
+
+
+    @model_validator(mode="after")
+    def _model_pool_runs_a_validated_setting_natively(self) -> Self:
+        """A pool whose CPU (or GPU) lacks every validated setting's feature would serve the fp32
+        reference instead, at a cost the capacity figures do not assume (infra/machines.py,
+        service/hardware.py)."""
+        pool_key = self.workload.node_pool
+        pool = self.node_pools.gpu if pool_key == "gpu" else self.node_pools.model
+        if pool is None:
+            return self
+        accelerator = pool.accelerator_type if isinstance(pool, GpuNodePoolConfig) else None
+        choice = choose_setting(self.workload.model, node_hardware(pool.machine_type, accelerator))
+        if choice.fallback:
+            validated = ", ".join(str(setting) for setting in self.workload.model.validated)
+            raise ValueError(
+                f"workload.model.validated [{validated}]: nodePools.{pool_key}.machineType "
+                f"{pool.machine_type!r} runs none of these natively ({choice.reason}); validate "
+                "a setting its CPU runs (`make validate-precision`) or choose a family that has "
+                "the feature (infra/machines.py)"
             )
         return self
 

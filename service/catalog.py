@@ -89,13 +89,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelSpec(_Strict):
-    """One servable model."""
+class Runtime(_Strict):
+    """How a model may run: its backend and the settings validated for it. The stack config
+    describes its release's model with it too (infra/config.py `workload.model`)."""
 
-    name: ModelName = Field(description="What clients pass as `model`.")
-    aliases: tuple[str, ...] = Field(
-        default=(), description="Other names accepted as `model`, e.g. OpenAI's model names."
-    )
     backend: Backend
     validated: tuple[Setting, ...] = Field(
         default=(FP32_CPU,),
@@ -104,27 +101,6 @@ class ModelSpec(_Strict):
         "top-category agreement with fp32): `fp32`, `bf16`, `int8` on CPUs, `gpu:fp32`, "
         "`gpu:fp16`, `gpu:bf16` on GPUs. The service runs the fastest one its node runs natively "
         "(service/hardware.py).",
-    )
-    tag: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9._-]*:[a-z0-9._-]+$",
-        description="BentoML model-store tag, pinned to a version (name:version).",
-    )
-    source: str | None = Field(
-        default=None, description="Where the stored model came from (Hub id, PyPI package)."
-    )
-    revision: str | None = Field(default=None, description="Pinned source revision.")
-    labels: dict[str, Category | None] = Field(
-        description="Model label -> OpenAI category; null for labels that mean 'nothing found'."
-    )
-    thresholds: dict[Category, Threshold] = Field(
-        default_factory=dict, description="Per-category score at or over which it is flagged."
-    )
-    default_threshold: Threshold = 0.5
-    description: str = Field(default="", description="What the model really detects.")
-    normalize: bool = Field(
-        default=True,
-        description="Score the text as a reader sees it (service/normalize.py): fullwidth, "
-        "invisible, look-alike and spelt-out characters folded first. Off for non-Latin models.",
     )
 
     @model_validator(mode="before")
@@ -147,6 +123,36 @@ class ModelSpec(_Strict):
                     f"{self.backend.value!r} on {setting.device.value} (allowed: {names})"
                 )
         return self
+
+
+class ModelSpec(Runtime):
+    """One servable model."""
+
+    name: ModelName = Field(description="What clients pass as `model`.")
+    aliases: tuple[str, ...] = Field(
+        default=(), description="Other names accepted as `model`, e.g. OpenAI's model names."
+    )
+    tag: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9._-]*:[a-z0-9._-]+$",
+        description="BentoML model-store tag, pinned to a version (name:version).",
+    )
+    source: str | None = Field(
+        default=None, description="Where the stored model came from (Hub id, PyPI package)."
+    )
+    revision: str | None = Field(default=None, description="Pinned source revision.")
+    labels: dict[str, Category | None] = Field(
+        description="Model label -> OpenAI category; null for labels that mean 'nothing found'."
+    )
+    thresholds: dict[Category, Threshold] = Field(
+        default_factory=dict, description="Per-category score at or over which it is flagged."
+    )
+    default_threshold: Threshold = 0.5
+    description: str = Field(default="", description="What the model really detects.")
+    normalize: bool = Field(
+        default=True,
+        description="Score the text as a reader sees it (service/normalize.py): fullwidth, "
+        "invisible, look-alike and spelt-out characters folded first. Off for non-Latin models.",
+    )
 
     @model_validator(mode="after")
     def _thresholds_name_covered_categories(self) -> Self:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.catalog import PRECISIONS, Backend, Device, ModelSpec, Precision, Setting
+from service.catalog import PRECISIONS, Backend, Device, Precision, Runtime, Setting
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -99,7 +99,7 @@ def _native_on_gpu(precision: Precision, backend: Backend, hardware: Hardware) -
     return True, f"gpu:{precision} on {capability}"
 
 
-def choose_setting(spec: ModelSpec, hardware: Hardware) -> Choice:
+def choose_setting(spec: Runtime, hardware: Hardware) -> Choice:
     """The fastest setting that is validated (or the fp32 reference) and native here.
 
     fp32 is the reference every setting was validated against, so it may always run: on a GPU
@@ -155,11 +155,11 @@ def detect_hardware(with_gpu: bool) -> Hardware:
     return Hardware(flags, gpu, onnx_cuda)
 
 
-def uses_gpu_runtime(spec: ModelSpec) -> bool:
+def uses_gpu_runtime(spec: Runtime) -> bool:
     """Whether the model's backend could run on a GPU (worth importing torch to look for one)."""
     return spec.backend is not Backend.SKLEARN
 
 
-def choice_on_this_node(spec: ModelSpec) -> Choice:
+def choice_on_this_node(spec: Runtime) -> Choice:
     """`choose_setting` for the machine this process runs on."""
     return choose_setting(spec, detect_hardware(uses_gpu_runtime(spec)))
