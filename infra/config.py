@@ -729,7 +729,6 @@ class StackConfig(_Section):
             )
         return self
 
-
     @model_validator(mode="after")
     def _model_pool_runs_a_validated_setting_natively(self) -> Self:
         """A pool whose CPU (or GPU) lacks every validated setting's feature would serve the fp32

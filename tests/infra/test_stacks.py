@@ -217,6 +217,3 @@ def test_a_gpu_pool_can_time_share_its_l4_between_tracks(plan_variant: Any) -> N
         "maxSharedClientsPerGpu": 2,
     }
     assert gpu["machineType"] == "g2-standard-4"
-    assert (
-        check_resource(plan.one("gcp:container/nodePool:NodePool", "moderation-gpu")).problems == []
-    )
