@@ -41,7 +41,7 @@ from infra.machines import (
 from infra.placeholders import describe, find_placeholders, under_mocks
 from infra.sizing import node_hardware, pods_per_node
 from service.catalog import FP32_CPU, Backend, Runtime
-from service.hardware import choose_setting
+from service.hardware import Choice, choose_setting
 from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
@@ -729,24 +729,35 @@ class StackConfig(_Section):
             )
         return self
 
+    @property
+    def serving_pool(self) -> NodePoolConfig | None:
+        """The node pool the model pods run on (`workload.nodePool`)."""
+        return self.node_pools.gpu if self.workload.node_pool == "gpu" else self.node_pools.model
+
+    def serving_choice(self) -> Choice | None:
+        """The setting the service will choose on the serving pool's nodes (service/hardware.py
+        on the machine table's features): what capacity and cost are figured for."""
+        pool = self.serving_pool
+        if pool is None:
+            return None
+        accelerator = pool.accelerator_type if isinstance(pool, GpuNodePoolConfig) else None
+        return choose_setting(self.workload.model, node_hardware(pool.machine_type, accelerator))
+
     @model_validator(mode="after")
     def _model_pool_runs_a_validated_setting_natively(self) -> Self:
         """A pool whose CPU (or GPU) lacks every validated setting's feature would serve the fp32
         reference instead, at a cost the capacity figures do not assume (infra/machines.py,
         service/hardware.py)."""
-        pool_key = self.workload.node_pool
-        pool = self.node_pools.gpu if pool_key == "gpu" else self.node_pools.model
-        if pool is None:
-            return self
-        accelerator = pool.accelerator_type if isinstance(pool, GpuNodePoolConfig) else None
-        choice = choose_setting(self.workload.model, node_hardware(pool.machine_type, accelerator))
-        if choice.fallback:
+        choice = self.serving_choice()
+        if choice is not None and choice.fallback:
+            pool = self.serving_pool
+            assert pool is not None
             validated = ", ".join(str(setting) for setting in self.workload.model.validated)
             raise ValueError(
-                f"workload.model.validated [{validated}]: nodePools.{pool_key}.machineType "
-                f"{pool.machine_type!r} runs none of these natively ({choice.reason}); validate "
-                "a setting its CPU runs (`make validate-precision`) or choose a family that has "
-                "the feature (infra/machines.py)"
+                f"workload.model.validated [{validated}]: nodePools.{self.workload.node_pool}."
+                f"machineType {pool.machine_type!r} runs none of these natively "
+                f"({choice.reason}); validate a setting its CPU runs (`make validate-precision`) "
+                "or choose a family that has the feature (infra/machines.py)"
             )
         return self
 
