@@ -80,9 +80,10 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 ## bento: build a versioned Bento offline; the last line printed is its tag.
+## GPU=1: the GPU track's Bento (bentofile.gpu.yaml: CUDA runtime, torch's CUDA build).
 bento: venv
 	$(PY) -m tools.store ensure-default
-	$(PY) -m tools.build_bento
+	$(PY) -m tools.build_bento $(if $(GPU),--gpu)
 
 ## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
 import-model: venv
