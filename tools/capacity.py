@@ -22,7 +22,7 @@ from infra.machines import UnknownMachineType, room_on, shape_of
 from infra.node_pools import POOL_LABEL
 from infra.sizing import inference_threads, node_hardware, pods_per_node
 from service.catalog import Backend, Runtime, Setting
-from service.hardware import choose_setting
+from service.hardware import choose_setting, native
 from tools.plan_document import HOURS_PER_MONTH, PlanError, node_count_range
 
 
@@ -66,11 +66,14 @@ class CapacityRow:
         return f"{self.family}{device} {self.backend.value} {self.setting}"
 
 
-# The measured rows. The AMX figure: fp32 reference of four `make validate-precision` runs on the
-# benchmark model (0.298, 0.333, 0.326, 0.301); the AVX2 figures: one in-process run per setting.
+# The measured rows. On the AMX machine: `make validate-precision` on the benchmark model,
+# MODERATION_INFERENCE_THREADS=1, one text at a time (docs/performance.md "Precision and
+# runtime"); fp32 is the mean reference of its four runs (0.298, 0.333, 0.326, 0.301), each other
+# setting its candidate column. On the AVX2 machine: one in-process run per setting.
 AMX_MACHINE = "a 2-vCPU Intel Xeon with AMX and avx512_bf16 (c3's Sapphire Rapids class)"
 AVX2_MACHINE = "a 2-vCPU AMD EPYC with AVX2, no AVX-512 (n2d's / t2d's Rome-Milan class), loaded"
-AMX_COMMAND = "make validate-precision (its fp32 reference column), mean of four runs"
+AMX_DATE = "2026-12-02"
+AMX_GATE = "make validate-precision PRECISION={} --texts 48, MODERATION_INFERENCE_THREADS=1"
 AVX2_COMMAND = (
     "in process: CategoryScorer of the benchmark model in each setting (ONNX: its "
     "tools/onnx_export.py export), MODERATION_INFERENCE_THREADS=1, one text at a time, 30 texts "
@@ -84,17 +87,27 @@ def _s(text: str) -> Setting:
     return Setting.model_validate(text)
 
 
+def _amx(backend: Backend, setting: str, seconds: float, gate: str) -> CapacityRow:
+    return CapacityRow("c3", backend, _s(setting), seconds, Measured(gate, AMX_DATE, AMX_MACHINE))
+
+
+def _avx2(backend: Backend, setting: str, seconds: float) -> CapacityRow:
+    return CapacityRow(
+        "n2d", backend, _s(setting), seconds, Measured(AVX2_COMMAND, AVX2_DATE, AVX2_MACHINE)
+    )
+
+
 _MEASURED = (
-    CapacityRow("c3", _T, _s("fp32"), 0.314, Measured(AMX_COMMAND, "2026-12-02", AMX_MACHINE)),
-    CapacityRow("n2d", _T, _s("fp32"), 0.4186, Measured(AVX2_COMMAND, AVX2_DATE, AVX2_MACHINE)),
-    CapacityRow("n2d", _T, _s("int8"), 0.2513, Measured(AVX2_COMMAND, AVX2_DATE, AVX2_MACHINE)),
-    CapacityRow("n2d", _O, _s("fp32"), 0.1666, Measured(AVX2_COMMAND, AVX2_DATE, AVX2_MACHINE)),
-    CapacityRow("n2d", _O, _s("int8"), 0.1105, Measured(AVX2_COMMAND, AVX2_DATE, AVX2_MACHINE)),
+    _amx(_T, "fp32", 0.314, "make validate-precision: its fp32 reference, mean of four runs"),
+    _amx(_T, "bf16", 0.201, AMX_GATE.format("bf16")),
+    _amx(_T, "int8", 0.171, AMX_GATE.format("int8")),
+    _amx(_O, "fp32", 0.136, AMX_GATE.format("fp32 BACKEND=onnx TAG=<export>")),
+    _amx(_O, "int8", 0.061, AMX_GATE.format("int8 BACKEND=onnx TAG=<export>")),
+    _avx2(_T, "fp32", 0.4186),
+    _avx2(_T, "int8", 0.2513),
+    _avx2(_O, "fp32", 0.1666),
+    _avx2(_O, "int8", 0.1105),
 )
-_BY_KEY = {row.key: row for row in _MEASURED}
-# bf16 on AMX: the limit at batch 1 in bf16 over the fp32 baseline at one client, same run
-# (bench/results/2026-12-02.md: 9.94 vs 6.90 texts/s).
-AMX_BF16_OVER_FP32 = 6.90 / 9.94
 # GPU seconds per text, from arithmetic: ~2 x 86M encoder weights x ~48 tokens a text of the mix
 # = ~8 GFLOP, at a tenth of the GPU's dense tensor (or fp32) peak; no GPU was lent to measure.
 GPU_PEAK_TFLOPS = {
@@ -118,28 +131,17 @@ def _scaled(family: str, source: CapacityRow, factor: float, how: str) -> Capaci
 
 
 def _estimated() -> tuple[CapacityRow, ...]:
-    amx_fp32, avx2_fp32 = _BY_KEY["c3 transformers fp32"], _BY_KEY["n2d transformers fp32"]
-    to_amx = amx_fp32.seconds_per_text / avx2_fp32.seconds_per_text
-    rows = [
-        CapacityRow(
-            "c3",
-            _T,
-            _s("bf16"),
-            round(amx_fp32.seconds_per_text * AMX_BF16_OVER_FP32, 4),
-            Estimated(
-                amx_fp32.key,
-                f"x {AMX_BF16_OVER_FP32:.2f}: bf16 limit over fp32 baseline at one client, "
-                "bench/results/2026-12-02.md",
-            ),
-        )
-    ]
-    rows.append(_scaled("n2", amx_fp32, 1.0, "x 1.0: the same AVX-512 fp32 kernels, assumed equal"))
-    # int8 and ONNX: the AVX2 measurements, scaled by the fp32 ratio of the two CPU classes (n2
-    # taken as c3 per thread); VNNI / AMX int8 kernels should do better than this.
-    for family in ("c3", "n2"):
-        for key in ("n2d transformers int8", "n2d onnx fp32", "n2d onnx int8"):
-            how = f"x {to_amx:.2f}, the c3/n2d fp32 ratio"
-            rows.append(_scaled(family, _BY_KEY[key], to_amx, how))
+    rows: list[CapacityRow] = []
+    # n2 (Cascade Lake / Ice Lake): AVX-512 and VNNI like c3, no AMX and no bf16. fp32 runs the
+    # same AVX-512 kernels (assumed equal); int8 without AMX is taken at AVX2's cost relative to
+    # fp32 (VNNI should do better: a conservative figure).
+    amx_fp32 = next(r for r in _MEASURED if r.key == "c3 transformers fp32")
+    rows.append(_scaled("n2", amx_fp32, 1.0, "x 1.0: the same AVX-512 fp32 kernels, assumed"))
+    avx2 = {r.key: r for r in _MEASURED if r.family == "n2d"}
+    to_n2 = amx_fp32.seconds_per_text / avx2["n2d transformers fp32"].seconds_per_text
+    for key in ("n2d transformers int8", "n2d onnx fp32", "n2d onnx int8"):
+        how = f"x {to_n2:.2f}, the fp32 ratio of the AMX and AVX2 machines (VNNI should do better)"
+        rows.append(_scaled("n2", avx2[key], to_n2, how))
     # t2d (Milan, one core per vCPU), e2 and n1 (may land on Haswell / Broadwell): AVX2 like n2d.
     for family, how in (
         ("t2d", "x 1.0: the same AMD Milan CPUs (no SMT: if anything faster per vCPU)"),
@@ -150,6 +152,8 @@ def _estimated() -> tuple[CapacityRow, ...]:
             rows.append(_scaled(family, row, 1.0, how))
     for family, gpu in (("g2", "nvidia-l4"), ("n1", "nvidia-tesla-t4")):
         for setting, peak in (("gpu:fp16", "half"), ("gpu:bf16", "half"), ("gpu:fp32", "fp32")):
+            if not native(_s(setting), _T, node_hardware(f"{family}-standard-4", gpu))[0]:
+                continue  # a T4 has no bf16
             tflops = GPU_PEAK_TFLOPS[gpu, peak]
             seconds = GFLOP_PER_TEXT / (tflops * 1000 * GPU_UTILISATION)
             rows.append(
