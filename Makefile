@@ -113,7 +113,7 @@ image-test: venv
 bench: venv
 	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(PRECISION),--precision $(PRECISION))
 
-## validate-precision: MODEL=<catalog name> [PRECISION=bf16|int8] [BACKEND=onnx TAG=<export>]:
+## validate-precision: MODEL=<catalog name> [PRECISION=bf16|int8|gpu:fp16|...] [BACKEND=onnx TAG=<export>]:
 ## top-category agreement and largest score difference against fp32 (bench/precision.py).
 validate-precision: venv
 	$(PY) -m bench.precision --model "$(MODEL)" $(if $(PRECISION),--precision $(PRECISION)) \
