@@ -25,6 +25,7 @@ from service.hardware import (
 from service.metrics import exposition
 from service.moderation import LoadedModels
 from tests.fixtures.catalog import StoredModels, koala_spec
+from tests.fixtures.servers import RunningServer
 
 # Flags as the kernel reports them on each CPU class (a subset: the ones that decide).
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma"})  # AMD Rome / Milan (n2d, t2d)
@@ -156,3 +157,23 @@ def test_loading_on_a_node_without_the_feature_falls_back_logged_and_labelled(
     assert labels["backend"] == "transformers"
     assert labels["fallback"] == "true"
     assert "bf16 not native" in labels["reason"]
+
+
+@pytest.mark.slow
+def test_the_real_server_says_what_each_model_runs_and_why(server: RunningServer) -> None:
+    with server.client() as client:
+        text = client.get("/metrics").text
+    families = text_string_to_metric_families(text)
+    info = {
+        sample.labels["model"]: sample.labels
+        for family in families
+        if family.name == "moderation_model_info"
+        for sample in family.samples
+    }
+    # The session's catalog: profanity-check (sklearn) and two tiny transformers models, fp32.
+    assert set(info) == {"profanity-check", "tiny-koala", "tiny-toxic"}
+    for labels in info.values():
+        assert (labels["precision"], labels["fallback"]) == ("fp32", "false")
+    assert info["tiny-koala"]["device"] == ("gpu" if torch.cuda.is_available() else "cpu")
+    lines = [line for line in server.logs().splitlines() if "runs transformers" in line]
+    assert any("'tiny-koala' runs transformers" in line for line in lines)
