@@ -12,12 +12,14 @@ When a setting is native:
   Without them torch's autocast emulates bf16 and runs several times slower than fp32 (measured:
   docs/performance.md).
 - int8 on a CPU (dynamic quantisation: torch's FBGEMM, ONNX Runtime's MLAS): both have AVX2 int8
-  kernels (`vpmaddubsw`: u8 x s8 pairs to s16, then s32) and faster VNNI / AMX ones
-  (`vpdpbusd` in one instruction: `avx512_vnni`, `avx_vnni`; AMX tiles: `amx_int8`). AVX2 is
-  integer arithmetic in hardware, not emulation (measured 4x the fp32 texts/s on an AVX2-only
-  AMD EPYC, issue 19), so int8 counts as native from AVX2 on, and the reason names the path. On
-  AVX2 without VNNI the u8 x s8 products can saturate 16 bits (ONNX Runtime's quantisation guide),
-  so validate int8 on the CPU class it will serve on.
+  kernels (`vpmaddubsw`: u8 x s8 pairs summed to s16) and faster VNNI / AMX ones (`vpdpbusd`,
+  one instruction to s32: `avx512_vnni`, `avx_vnni`; AMX tiles: `amx_int8`). AVX2 is integer
+  arithmetic in hardware, not emulation: on an AVX2-only AMD EPYC, one thread, int8 cost 0.25 CPU
+  seconds a text against fp32's 0.42 with torch, 0.11 with ONNX Runtime (tools/capacity.py). So
+  int8 counts as native from AVX2 on, and the reason names the path. Without VNNI the s16 sums
+  can saturate (oneDNN's "Nuances of int8 computations"; ONNX Runtime's
+  `session.x64quantprecision` option exists for it), so validate int8 on the CPU class it will
+  serve on.
 - on a GPU: fp32 always; fp16 from compute capability 7.0 (tensor cores); bf16 from 8.0 (Ampere;
   an L4 is 8.9, a T4 7.5).
 """
