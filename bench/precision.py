@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from bench.compare import category_matrix
+from bench.models import torch_fp32
 from bench.texts import moderation_texts
 from service.catalog import FP32_CPU, Backend, ModelSpec, Setting, load_catalog
 from service.categories import CATEGORIES
@@ -111,19 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         else choice_on_this_node(candidate).setting
     )
     # The reference is the torch model in fp32: for an ONNX export, the model it came from.
-    torch_tag = (
-        bentoml.models.get(spec.tag).info.labels["source"]
-        if spec.backend is Backend.ONNX
-        else spec.tag
-    )
-    reference = ModelSpec.model_validate(
-        {
-            **spec.model_dump(),
-            "backend": Backend.TRANSFORMERS if candidate.backend is Backend.ONNX else spec.backend,
-            "validated": [FP32_CPU],
-            "tag": torch_tag,
-        }
-    )
+    reference = torch_fp32(spec)
     texts = moderation_texts(args.texts, seed=TEXT_SEED)
     result = validate(reference, candidate, setting, texts)
     OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ import yaml
 from pydantic import BaseModel
 
 from bench.load import LevelResult, run_level
-from bench.models import bench_spec, ensure_bench_model
+from bench.models import bench_spec, ensure_bench_model, torch_fp32
 from bench.servers import REPO_ROOT, free_port, ready, start_process, start_server
 from bench.texts import SEED, moderation_texts
 from service.auth import hash_key
@@ -448,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         # The MVP: torch fp32, one forward per request, whatever the service runs.
-        fp32 = spec.model_copy(update={"validated": (FP32_CPU,)})
-        baseline_catalog = write_catalog(work / "baseline-catalog.yaml", fp32)
+        baseline_catalog = write_catalog(work / "baseline-catalog.yaml", torch_fp32(spec))
         baseline = bench_baseline(baseline_catalog, texts, levels, duration_s, work)
         for log in work.glob("*.log"):
             shutil.copy(log, args.out / log.name)
