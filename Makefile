@@ -97,9 +97,10 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 ## bento: build a versioned Bento offline; the last line printed is its tag.
+## GPU=1: the GPU track's Bento (bentofile.gpu.yaml: CUDA runtime, torch's CUDA build).
 bento: venv
 	$(PY) -m tools.store ensure-default
-	$(PY) -m tools.build_bento
+	$(PY) -m tools.build_bento $(if $(GPU),--gpu)
 
 ## import-model: SOURCE=<hub id or local dir> [REVISION=<commit>] [NAME=<store name>]
 import-model: venv
@@ -129,7 +130,7 @@ image-test: venv
 bench: venv
 	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(PRECISION),--precision $(PRECISION))
 
-## validate-precision: MODEL=<catalog name> [PRECISION=bf16|int8] [BACKEND=onnx TAG=<export>]:
+## validate-precision: MODEL=<catalog name> [PRECISION=bf16|int8|gpu:fp16|...] [BACKEND=onnx TAG=<export>]:
 ## top-category agreement and largest score difference against fp32 (bench/precision.py).
 validate-precision: venv
 	$(PY) -m bench.precision --model "$(MODEL)" $(if $(PRECISION),--precision $(PRECISION)) \

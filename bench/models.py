@@ -23,7 +23,7 @@ from bentoml.exceptions import NotFound
 from bench import deberta
 from bench.deberta import DEBERTA_V3_BASE, KOALA_CATEGORIES, KOALA_LABELS, TINY
 from bench.texts import corpus
-from service.catalog import ModelSpec, Precision
+from service.catalog import FP32_CPU, Backend, ModelSpec, Setting
 
 SEED = 0
 BASE_NAME = "bench-deberta-v3-base"
@@ -78,15 +78,29 @@ def ensure_bench_model(quick: bool = False) -> bentoml.Tag:
     return model.tag
 
 
-def bench_spec(tag: bentoml.Tag, precision: Precision) -> ModelSpec:
-    """The catalog entry serving the benchmark model at `precision`."""
+def bench_spec(tag: bentoml.Tag, setting: Setting) -> ModelSpec:
+    """The catalog entry serving the benchmark model in `setting` alone."""
     return ModelSpec.model_validate(
         {
             "name": CATALOG_NAME,
             "backend": "transformers",
-            "precision": precision,
+            "validated": [str(setting)],
             "tag": str(tag),
             "source": "bench/models.py",
             "labels": KOALA_CATEGORIES,
+        }
+    )
+
+
+def torch_fp32(spec: ModelSpec) -> ModelSpec:
+    """The torch model `spec` is (or, for an ONNX export, was exported from) in fp32 on the CPU:
+    the reference every setting is validated against, and what the MVP ran."""
+    onnx = spec.backend is Backend.ONNX
+    return ModelSpec.model_validate(
+        {
+            **spec.model_dump(),
+            "backend": Backend.TRANSFORMERS if onnx else spec.backend,
+            "validated": [FP32_CPU],
+            "tag": bentoml.models.get(spec.tag).info.labels["source"] if onnx else spec.tag,
         }
     )

@@ -16,7 +16,8 @@ import bentoml
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
-from service.catalog import load_catalog
+from service.catalog import FP32_CPU, load_catalog
+from service.hardware import Choice
 from service.moderation import CategoryScorer, moderate
 from service.schemas import ModerationRequest, ModerationResponse
 
@@ -26,7 +27,8 @@ def build_app(model: str | None = None) -> FastAPI:
     spec = load_catalog().find(model)
     if spec is None:
         raise SystemExit(f"model {model!r} is not in the catalog")
-    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
+    # The MVP ran torch fp32 on the CPU, whatever this machine would choose.
+    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag), Choice(FP32_CPU, "the MVP"))
     app = FastAPI(title="moderation MVP baseline")
 
     @app.get("/livez")

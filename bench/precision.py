@@ -1,10 +1,11 @@
 """Is a faster precision safe for a model? `make validate-precision MODEL=<name> [PRECISION=...]`.
 
-Scores a fixed text set (bench/texts.py's mix, its own seed) with the catalog model in fp32 and in
-the chosen precision (default: the one the catalog sets), then reports the share of texts whose
-top category is the same, and the largest difference of any category score. A precision may be a
-model's catalog default only where agreement is at least MIN_AGREEMENT and the largest difference
-at most MAX_SCORE_DIFFERENCE; the exit status says whether it is (0 yes, 1 no). The catalog comes
+Scores a fixed text set (bench/texts.py's mix, its own seed) with the catalog model in fp32 on the
+CPU and in the chosen setting (`int8`, `bf16`, `gpu:fp16`, ...; default: the one the service would
+run on this machine), then reports the share of texts whose top category is the same, and the
+largest difference of any category score. A setting may join a model's `validated` list only where
+agreement is at least MIN_AGREEMENT and the largest difference at most MAX_SCORE_DIFFERENCE; the
+exit status says whether it may (0 yes, 1 no). The catalog comes
 from MODERATION_CATALOG as for the service; `--backend onnx --tag <export>` compares an ONNX
 export (tools/onnx_export.py) with the torch model it came from.
 """
@@ -22,9 +23,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from bench.compare import category_matrix
+from bench.models import torch_fp32
 from bench.texts import moderation_texts
-from service.catalog import Backend, ModelSpec, Precision, load_catalog
+from service.catalog import FP32_CPU, Backend, ModelSpec, Setting, load_catalog
 from service.categories import CATEGORIES
+from service.hardware import SPEED_ORDER, Choice, choice_on_this_node
 from service.moderation import CategoryScorer
 
 MIN_AGREEMENT = 0.99
@@ -48,19 +51,23 @@ class Validation(BaseModel):
     passed: bool
 
 
-def _scores(spec: ModelSpec, texts: list[str]) -> tuple[np.ndarray, float]:
+def _scores(spec: ModelSpec, setting: Setting, texts: list[str]) -> tuple[np.ndarray, float]:
     """(texts x categories) scores, and CPU seconds per text (wall time is at the mercy of
     other work on the machine; CPU time hardly), in batches of BATCH."""
-    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
+    choice = Choice(setting, "asked for by make validate-precision")
+    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag), choice)
     scorer.score(texts[:1])  # warm-up: first calls allocate
     started = time.process_time()
     rows = category_matrix(scorer, texts, BATCH)
     return rows, (time.process_time() - started) / len(texts)
 
 
-def validate(reference: ModelSpec, candidate: ModelSpec, texts: list[str]) -> Validation:
-    expected, reference_cpu = _scores(reference, texts)
-    observed, candidate_cpu = _scores(candidate, texts)
+def validate(
+    reference: ModelSpec, candidate: ModelSpec, setting: Setting, texts: list[str]
+) -> Validation:
+    """`candidate` in `setting` against `reference` in fp32 on the CPU."""
+    expected, reference_cpu = _scores(reference, FP32_CPU, texts)
+    observed, candidate_cpu = _scores(candidate, setting, texts)
     covered = [i for i, c in enumerate(CATEGORIES) if c in reference.covered_categories]
     agreement = float(
         np.mean(expected[:, covered].argmax(axis=1) == observed[:, covered].argmax(axis=1))
@@ -68,8 +75,8 @@ def validate(reference: ModelSpec, candidate: ModelSpec, texts: list[str]) -> Va
     difference = np.abs(expected - observed)
     return Validation(
         model=reference.name,
-        reference=f"{reference.backend.value} {reference.precision.value} {reference.tag}",
-        candidate=f"{candidate.backend.value} {candidate.precision.value} {candidate.tag}",
+        reference=f"{reference.backend.value} {FP32_CPU} {reference.tag}",
+        candidate=f"{candidate.backend.value} {setting} {candidate.tag}",
         texts=len(texts),
         top_category_agreement=round(agreement, 4),
         max_score_difference=round(float(difference.max()), 5),
@@ -83,7 +90,7 @@ def validate(reference: ModelSpec, candidate: ModelSpec, texts: list[str]) -> Va
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__)
     parser.add_argument("--model", required=True, help="catalog model name")
-    parser.add_argument("--precision", choices=[p.value for p in Precision])
+    parser.add_argument("--precision", choices=[str(setting) for setting in SPEED_ORDER])
     parser.add_argument("--backend", choices=[b.value for b in Backend])
     parser.add_argument("--tag", help="stored model to run as the candidate (an ONNX export)")
     parser.add_argument("--texts", type=int, default=TEXT_COUNT)
@@ -93,36 +100,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model {args.model!r} is not in the catalog", file=sys.stderr)
         return 2
     changes: dict[str, object] = {}
-    if args.precision:
-        changes["precision"] = Precision(args.precision)
     if args.backend:
         changes["backend"] = Backend(args.backend)
     if args.tag:
         changes["tag"] = args.tag
     candidate = ModelSpec.model_validate({**spec.model_dump(), **changes})
+    setting = (
+        Setting.model_validate(args.precision)
+        if args.precision
+        else choice_on_this_node(candidate).setting
+    )
     # The reference is the torch model in fp32: for an ONNX export, the model it came from.
-    torch_tag = (
-        bentoml.models.get(spec.tag).info.labels["source"]
-        if spec.backend is Backend.ONNX
-        else spec.tag
-    )
-    reference = ModelSpec.model_validate(
-        {
-            **spec.model_dump(),
-            "backend": Backend.TRANSFORMERS if candidate.backend is Backend.ONNX else spec.backend,
-            "precision": Precision.FP32,
-            "tag": torch_tag,
-        }
-    )
+    reference = torch_fp32(spec)
     texts = moderation_texts(args.texts, seed=TEXT_SEED)
-    result = validate(reference, candidate, texts)
+    result = validate(reference, candidate, setting, texts)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    out = OUT_DIR / f"{args.model}-{candidate.backend.value}-{candidate.precision.value}.json"
+    out = OUT_DIR / f"{args.model}-{candidate.backend.value}-{str(setting).replace(':', '-')}.json"
     out.write_text(result.model_dump_json(indent=2) + "\n")
     print(json.dumps(result.model_dump(), indent=2))
-    verdict = "may be the default" if result.passed else "must not be the default"
+    verdict = "may join `validated`" if result.passed else "must not join `validated`"
     print(
-        f"{candidate.backend.value} {candidate.precision.value} {verdict} for {args.model}: "
+        f"{candidate.backend.value} {setting} {verdict} for {args.model}: "
         f"top-category agreement {result.top_category_agreement:.2%} (needs >= "
         f"{MIN_AGREEMENT:.0%}), largest score difference {result.max_score_difference:.4f} "
         f"(needs <= {MAX_SCORE_DIFFERENCE}); wrote {out}"

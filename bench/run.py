@@ -1,7 +1,8 @@
 """Three contestants, one run, the same texts: `make bench` (or `python -m bench.run`).
 
-- `limit`: the model in this process (`service.moderation.CategoryScorer`), fed ideal batches of
-  N texts back to back, at the precision the service uses: what the hardware allows.
+- `limit`: the kit's own scorer in this process (`service.moderation.CategoryScorer`), fed the
+  same texts sorted by length (little padding) in batches of N back to back, in the setting the
+  service runs: what the hardware allows; its best N is the limit.
 - `service`: the kit over HTTP as deployed (`bentoml serve service.app:Moderation`, API key on,
   request log on), N concurrent clients, one text per request.
 - `baseline`: the seed MVP (bench/mvp_baseline.py): one process, the model called once per
@@ -12,10 +13,16 @@ once into the BentoML store); the texts are bench/texts.py's moderation mix. Eve
 setting in the environment reaches the service (and MODERATION_INFERENCE_THREADS all three);
 the harness sets the API key and, unless MODERATION_CATALOG names one, the catalog.
 
+`--precision int8,bf16,fp32` runs limit and service in each setting side by side (the first
+fills `limit` and `service`; every one is in `settings`, with its CPU seconds per text); the
+default is the setting the service would choose on this machine. `machine` records the CPU model
+and its features (the /proc/cpuinfo flags that decide a setting).
+
 Writes build/bench/results.json (`{"machine", "command", "model", "limit", "service",
-"baseline"}`), build/bench/throughput.png and p99.png, build/bench/results.md, and (not with
---quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same harness on a
-tiny model of the same builder in about a minute: CI runs it to prove the harness works.
+"baseline", "settings"}`), build/bench/throughput.png and p99.png, build/bench/results.md,
+and (not with --quick) the dated copy bench/results/<date>.md/.json. `--quick` runs the same
+harness on a tiny model of the same builder in about a minute: CI runs it to prove the harness
+works.
 """
 
 from __future__ import annotations
@@ -41,11 +48,21 @@ import yaml
 from pydantic import BaseModel
 
 from bench.load import LevelResult, run_level
-from bench.models import bench_spec, ensure_bench_model
+from bench.models import bench_spec, ensure_bench_model, torch_fp32
 from bench.servers import REPO_ROOT, free_port, ready, start_process, start_server
 from bench.texts import SEED, moderation_texts
 from service.auth import hash_key
-from service.catalog import CATALOG_ENV, ModelSpec, Precision, load_catalog
+from service.catalog import (
+    CATALOG_ENV,
+    FP32_CPU,
+    PRECISIONS,
+    Backend,
+    Device,
+    ModelSpec,
+    Setting,
+    load_catalog,
+)
+from service.hardware import Choice, choice_on_this_node, read_cpu_flags
 from service.moderation import CategoryScorer
 
 OUT_DIR = REPO_ROOT / "build" / "bench"
@@ -68,6 +85,16 @@ class Entry(BaseModel):
     errors: int
 
 
+class SettingRun(BaseModel):
+    """Limit and service in one setting (`service_runs`: what the service chose for it here)."""
+
+    setting: str
+    service_runs: str
+    limit: list[Entry]
+    service: list[Entry]
+    limit_cpu_seconds_per_text: dict[str, float]
+
+
 class Results(BaseModel):
     machine: dict[str, object]
     command: str
@@ -75,6 +102,7 @@ class Results(BaseModel):
     limit: list[Entry]
     service: list[Entry]
     baseline: list[Entry]
+    settings: list[SettingRun]
 
 
 def machine_facts() -> dict[str, object]:
@@ -89,6 +117,10 @@ def machine_facts() -> dict[str, object]:
     return {
         "cpu_count": os.cpu_count() or 0,
         "cpu_model": cpu_model,
+        # What decides a setting (service/hardware.py): SIMD, VNNI, bf16 and AMX flags.
+        "cpu_features": sorted(
+            flag for flag in read_cpu_flags() if flag.startswith(("avx", "amx", "fma", "f16c"))
+        ),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": metadata.version("torch"),
@@ -125,16 +157,20 @@ def _printed(name: str, entry: Entry) -> Entry:
 
 def bench_limit(
     spec: ModelSpec,
+    setting: Setting,
     texts: Sequence[str],
     levels: list[int],
     duration_s: float,
     cpu_per_text: dict[str, float],
 ) -> list[Entry]:
-    """Batches of N consecutive texts scored back to back in this process; each text of a
+    """Batches of N consecutive texts of the length-sorted list, scored back to back in this
+    process in `setting` (as the batcher groups by length, so padding is slight); each text of a
     batch waits the whole batch, so a batch's time is its texts' latency. `cpu_per_text` gets
     the CPU seconds per text at each N: unlike wall time, other work on the machine barely
     changes it, so it is the figure capacity planning scales from."""
-    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag))
+    choice = Choice(setting, "asked for by bench.run")
+    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag), choice)
+    texts = sorted(texts, key=len)
     scorer.score(texts[:2])  # warm-up: first calls allocate
     results = []
     for size in levels:
@@ -317,8 +353,25 @@ def markdown(results: Results, batches: list[LevelResult]) -> str:
         f"- at N={top_service.concurrency}: service/baseline throughput "
         f"{_ratio(top_service.texts_per_s, top_baseline.texts_per_s)} (target >= 6), "
         f"p99 {_ratio(top_service.p99_ms, top_baseline.p99_ms)} (target <= 0.5)",
+        "",
+        "| setting (service runs) | limit best texts/s | service best texts/s | service/limit "
+        "| limit CPU s per text at each N |",
+        "| --- | ---: | ---: | ---: | --- |",
     ]
+    for run in results.settings:
+        limit_best = max(entry.texts_per_s for entry in run.limit)
+        service_best = max(entry.texts_per_s for entry in run.service)
+        cpu = ", ".join(f"{n}: {s}" for n, s in run.limit_cpu_seconds_per_text.items())
+        rows.append(
+            f"| {run.setting} ({run.service_runs}) | {limit_best:.2f} | {service_best:.2f} "
+            f"| {_ratio(service_best, limit_best)} | {cpu} |"
+        )
     return "\n".join(rows) + "\n"
+
+
+def _settings(text: str) -> list[Setting]:
+    """`--precision int8,bf16`: settings in the catalog's notation."""
+    return [Setting.model_validate(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _loads(averages: object) -> str:
@@ -336,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per level (default 20)")
     parser.add_argument(
         "--precision",
-        choices=[p.value for p in Precision],
-        help="precision of the benchmark model for limit and service (default bf16; --quick: fp32)",
+        type=_settings,
+        help="settings for limit and service, comma-separated, e.g. int8,bf16,fp32 (default: the "
+        "one the service would choose here; --quick: fp32)",
     )
     parser.add_argument(
         "--model", help=f"a model of {CATALOG_ENV}'s catalog instead of the benchmark model"
@@ -357,28 +411,43 @@ def main(argv: list[str] | None = None) -> int:
             spec = load_catalog().find(args.model)
             if spec is None:
                 raise SystemExit(f"model {args.model!r} is not in the catalog")
-            if args.precision:
-                spec = spec.model_copy(update={"precision": Precision(args.precision)})
         else:
-            # bf16 autocast's per-operator casts outweigh the arithmetic of a tiny model.
-            default = Precision.FP32 if args.quick else Precision.BF16
-            precision = Precision(args.precision or default)
-            spec = bench_spec(ensure_bench_model(args.quick), precision)
-        catalog = (
-            Path(os.environ[CATALOG_ENV])
-            if args.model and not args.precision
-            else write_catalog(work / "catalog.yaml", spec)
-        )
+            every_cpu_setting = tuple(
+                Setting(precision=p) for p in PRECISIONS[Backend.TRANSFORMERS, Device.CPU]
+            )
+            spec = bench_spec(ensure_bench_model(args.quick), FP32_CPU).model_copy(
+                update={"validated": every_cpu_setting}
+            )
+        # bf16 autocast's per-operator casts outweigh the arithmetic of a tiny model.
+        default = [FP32_CPU] if args.quick else [choice_on_this_node(spec).setting]
+        settings: list[Setting] = args.precision or default
         print(
-            f"model {spec.tag} ({spec.backend.value}, {spec.precision.value}), "
+            f"model {spec.tag} ({spec.backend.value}; {', '.join(map(str, settings))}), "
             f"bench/texts.py's mix, levels {levels}, {duration_s:g} s each",
             flush=True,
         )
-        cpu_per_text: dict[str, float] = {}
-        limit = bench_limit(spec, texts, levels, duration_s, cpu_per_text)
-        service, batches = bench_service(catalog, texts, levels, duration_s, work)
-        fp32 = spec.model_copy(update={"precision": Precision.FP32})
-        baseline_catalog = write_catalog(work / "baseline-catalog.yaml", fp32)
+        runs, batches = [], []
+        for setting in settings:
+            alone = spec.model_copy(update={"validated": (setting,)})
+            runs_as = choice_on_this_node(alone)
+            if runs_as.fallback:
+                print(f"  the service will not run {setting} here: {runs_as.reason}", flush=True)
+            cpu_per_text: dict[str, float] = {}
+            limit = bench_limit(spec, setting, texts, levels, duration_s, cpu_per_text)
+            catalog = write_catalog(work / f"catalog-{str(setting).replace(':', '-')}.yaml", alone)
+            service, raw = bench_service(catalog, texts, levels, duration_s, work)
+            batches.append(raw)
+            runs.append(
+                SettingRun(
+                    setting=str(setting),
+                    service_runs=str(runs_as.setting),
+                    limit=limit,
+                    service=service,
+                    limit_cpu_seconds_per_text=cpu_per_text,
+                )
+            )
+        # The MVP: torch fp32, one forward per request, whatever the service runs.
+        baseline_catalog = write_catalog(work / "baseline-catalog.yaml", torch_fp32(spec))
         baseline = bench_baseline(baseline_catalog, texts, levels, duration_s, work)
         for log in work.glob("*.log"):
             shutil.copy(log, args.out / log.name)
@@ -387,21 +456,22 @@ def main(argv: list[str] | None = None) -> int:
         "date": started.isoformat(timespec="seconds"),
         "duration_per_level_s": duration_s,
         "texts": f"bench/texts.py, {TEXT_COUNT} texts, seed {SEED}",
-        "limit_cpu_seconds_per_text": cpu_per_text,
+        "limit_cpu_seconds_per_text": runs[0].limit_cpu_seconds_per_text,
     }
     command = " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)])
     results = Results(
         machine=facts,
         command=command,
         model=f"{spec.name} ({spec.tag}, {spec.backend.value}, service and limit in "
-        f"{spec.precision.value}, baseline fp32)",
-        limit=limit,
-        service=service,
+        f"{runs[0].setting}, baseline fp32)",
+        limit=runs[0].limit,
+        service=runs[0].service,
         baseline=baseline,
+        settings=runs,
     )
     (args.out / "results.json").write_text(results.model_dump_json(indent=2) + "\n")
     draw_plots(results, args.out)
-    table = markdown(results, batches)
+    table = markdown(results, batches[0])
     (args.out / "results.md").write_text(table)
     if not args.quick:
         args.results_dir.mkdir(parents=True, exist_ok=True)

@@ -378,3 +378,17 @@ pulumi.export("workloadServiceAccount", workload.gcp_service_account.email)
 pulumi.export("logsBigQueryDataset", logs.bigquery_dataset)
 pulumi.export("logsArchiveBucket", logs.archive_bucket)
 pulumi.export("dashboard", dashboard.dashboard_id)
+# What the model pods will run on their nodes, and why (service/hardware.py on the machine table):
+# tools/capacity.py sizes the pool from it.
+serving_choice = config.serving_choice()
+if serving_choice is not None and config.serving_pool is not None:
+    pulumi.export(
+        "serving",
+        {
+            "machineType": config.serving_pool.machine_type,
+            "backend": config.workload.model.backend.value,
+            "validated": [str(setting) for setting in config.workload.model.validated],
+            "setting": str(serving_choice.setting),
+            "reason": serving_choice.reason,
+        },
+    )

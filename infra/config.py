@@ -39,7 +39,9 @@ from infra.machines import (
     shape_of,
 )
 from infra.placeholders import describe, find_placeholders, under_mocks
-from infra.sizing import pods_per_node
+from infra.sizing import node_hardware, pods_per_node
+from service.catalog import FP32_CPU, Backend, Runtime
+from service.hardware import Choice, choose_setting
 from service.key_list import parse_key_list
 
 NAMESPACE = "moderation"
@@ -207,9 +209,26 @@ class NodePoolConfig(_Section):
         return self
 
 
+class GpuSharingConfig(_Section):
+    """GKE GPU time-sharing: several pods (a canary and a shadow beside stable) take turns on one
+    GPU; each still requests `nvidia.com/gpu: 1` and GKE advertises that many per GPU."""
+
+    strategy: Literal["TIME_SHARING"] = "TIME_SHARING"
+    max_shared_clients_per_gpu: Annotated[int, Field(ge=2, le=48)] = 2
+
+
 class GpuNodePoolConfig(NodePoolConfig):
     accelerator_type: str
     accelerator_count: Annotated[int, Field(ge=1, le=16)] = 1
+    sharing: GpuSharingConfig | None = Field(
+        default=None, description="Time-share each GPU between pods; unset = one pod per GPU."
+    )
+
+    @property
+    def pods_per_node_limit(self) -> int:
+        """Pods one node's GPUs hold: one each, or `maxSharedClientsPerGpu` each when shared."""
+        shared = self.sharing.max_shared_clients_per_gpu if self.sharing else 1
+        return self.accelerator_count * shared
 
     @model_validator(mode="after")
     def _gpu_machine(self) -> Self:
@@ -325,6 +344,13 @@ class WorkloadConfig(_Section):
 
     namespace: ResourceName = "moderation"
     node_pool: Literal["model", "gpu"] = "model"
+    model: Runtime = Field(
+        default=Runtime(backend=Backend.TRANSFORMERS, validated=(FP32_CPU,)),
+        description="The release catalog's model the pods are sized for: its `backend` and "
+        "`validated` settings, as its catalog entry lists them (service/catalog.yaml). The pool "
+        "must run one of them natively; capacity and cost (tools/capacity.py) follow the one "
+        "its nodes run.",
+    )
     resources: Resources
     autoscaling: AutoscalingConfig
     queue: QueueConfig = QueueConfig()
@@ -785,8 +811,8 @@ class StackConfig(_Section):
         room = room_on(pool.machine_type)
         requests = self.workload.resources
         per_node = pods_per_node(room, requests.cpu_request, requests.memory_request)
-        if isinstance(pool, GpuNodePoolConfig):  # each pod takes one whole GPU
-            per_node = min(per_node, pool.accelerator_count)
+        if isinstance(pool, GpuNodePoolConfig):  # each pod takes a GPU (or a time-shared slot)
+            per_node = min(per_node, pool.pods_per_node_limit)
         if per_node == 0:
             raise ValueError(
                 f"workload.resources requests (cpu {requests.cpu_request}, memory "
@@ -806,6 +832,38 @@ class StackConfig(_Section):
                 f"{needed} that workload.autoscaling.maxReplicas {scaling.max_replicas} needs "
                 "(+1 surge pod, + minReplicas per canary or shadow): raise maxNodes, or lower the "
                 "requests or maxReplicas"
+            )
+        return self
+
+    @property
+    def serving_pool(self) -> NodePoolConfig | None:
+        """The node pool the model pods run on (`workload.nodePool`)."""
+        return self.node_pools.gpu if self.workload.node_pool == "gpu" else self.node_pools.model
+
+    def serving_choice(self) -> Choice | None:
+        """The setting the service will choose on the serving pool's nodes (service/hardware.py
+        on the machine table's features): what capacity and cost are figured for."""
+        pool = self.serving_pool
+        if pool is None:
+            return None
+        accelerator = pool.accelerator_type if isinstance(pool, GpuNodePoolConfig) else None
+        return choose_setting(self.workload.model, node_hardware(pool.machine_type, accelerator))
+
+    @model_validator(mode="after")
+    def _model_pool_runs_a_validated_setting_natively(self) -> Self:
+        """A pool whose CPU (or GPU) lacks every validated setting's feature would serve the fp32
+        reference instead, at a cost the capacity figures do not assume (infra/machines.py,
+        service/hardware.py)."""
+        choice = self.serving_choice()
+        if choice is not None and choice.fallback:
+            pool = self.serving_pool
+            assert pool is not None
+            validated = ", ".join(str(setting) for setting in self.workload.model.validated)
+            raise ValueError(
+                f"workload.model.validated [{validated}]: nodePools.{self.workload.node_pool}."
+                f"machineType {pool.machine_type!r} runs none of these natively "
+                f"({choice.reason}); validate a setting its CPU runs (`make validate-precision`) "
+                "or choose a family that has the feature (infra/machines.py)"
             )
         return self
 

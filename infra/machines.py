@@ -12,7 +12,12 @@ Sources:
   https://cloud.google.com/compute/docs/cpu-platforms ; `cpu_features` lists what every platform
   of the family has (a node may land on any of them), so bf16 or AMX is claimed only where no
   platform lacks it.
-- GPUs each family attaches: https://cloud.google.com/compute/docs/gpus
+  Re-read 2026-12-03 for issue 19: N2 on Cascade Lake or Ice Lake (the minimum-CPU-platform page:
+  neither has avx512_bf16, both avx512_vnni), C3 on Sapphire Rapids with AMX (general-purpose
+  machines page). The N2D, T2D, E2 and G2 rows were not re-read; the features follow from the
+  processors listed (AMD Rome / Milan: AVX2, no AVX-512; Haswell and Broadwell: AVX2 only).
+- GPUs each family attaches: https://cloud.google.com/compute/docs/gpus ; their CUDA compute
+  capability: https://developer.nvidia.com/cuda-gpus (what decides fp16 / bf16, service/hardware.py)
 - node room: GKE's allocatable formulas,
   https://cloud.google.com/kubernetes-engine/docs/concepts/plan-node-sizes (and the image-streaming
   memory reservation).
@@ -82,6 +87,11 @@ SHARED_CORE: Mapping[str, tuple[float, float]] = {
     "e2-micro": (0.25, 1.0),
     "e2-small": (0.5, 2.0),
     "e2-medium": (1.0, 4.0),
+}
+# CUDA compute capability of each GPU type (service/hardware.py: fp16 from 7.0, bf16 from 8.0).
+GPU_CAPABILITY: Mapping[str, tuple[int, int]] = {
+    "nvidia-tesla-t4": (7, 5),
+    "nvidia-l4": (8, 9),
 }
 GPU_TYPES = frozenset().union(*(family.gpu_types for family in FAMILIES.values()))
 GPU_FAMILIES = frozenset(name for name, family in FAMILIES.items() if family.gpu_types)

@@ -62,6 +62,7 @@ class NodePools(pulumi.ComponentResource):
                     gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
                         gpu_driver_version="LATEST"
                     ),
+                    gpu_sharing_config=_gpu_sharing(pool),
                 )
             )
         return gcp.container.NodePool(
@@ -102,6 +103,18 @@ class NodePools(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _gpu_sharing(
+    pool: GpuNodePoolConfig,
+) -> gcp.container.NodePoolNodeConfigGuestAcceleratorGpuSharingConfigArgs | None:
+    """GKE time-sharing: pods of several tracks take turns on one GPU (nodePools.gpu.sharing)."""
+    if pool.sharing is None:
+        return None
+    return gcp.container.NodePoolNodeConfigGuestAcceleratorGpuSharingConfigArgs(
+        gpu_sharing_strategy=pool.sharing.strategy,
+        max_shared_clients_per_gpu=pool.sharing.max_shared_clients_per_gpu,
+    )
 
 
 def _taint(key: str, value: str) -> gcp.container.NodePoolNodeConfigTaintArgs:

@@ -1,8 +1,9 @@
 """How model pods fit their nodes: Kubernetes quantities, pods per node, inference threads.
 
 What the deployed program itself needs of capacity: the config check (infra/config.py) refuses a
-pod larger than its node or an HPA maximum the pool cannot hold, and the workload sets the
-service's inference threads from the CPU it requests. Node room comes from the machine table.
+pod larger than its node or an HPA maximum the pool cannot hold, or a pool that runs none of its
+model's validated settings natively, and the workload sets the service's inference threads from
+the CPU it requests. Node room and node features come from the machine table.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import math
 import re
 
-from infra.machines import NodeRoom
+from infra.machines import BUNDLED_GPU_TYPE, GPU_CAPABILITY, NodeRoom, machine_family, shape_of
+from service.hardware import Gpu, Hardware
 
 _CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m?)$")
 _MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti)?$")
@@ -44,3 +46,17 @@ def pods_per_node(room: NodeRoom, cpu_request: str, memory_request: str) -> int:
 def inference_threads(cpu_request: str) -> int:
     """Intra-op threads of a pod: the whole cores it requests, at least one."""
     return max(math.floor(cpu_cores(cpu_request)), 1)
+
+
+def node_hardware(machine_type: str, accelerator_type: str | None = None) -> Hardware:
+    """What a node of this type offers a model, as the service would detect it there: the CPU
+    features every platform of its family has, and its GPU (attached, or G2's own L4).
+
+    ONNX Runtime's CUDA provider is not counted: the GPU image carries torch's CUDA build only.
+    """
+    if accelerator_type is None and shape_of(machine_type).bundled_gpus:
+        accelerator_type = BUNDLED_GPU_TYPE
+    gpu = None
+    if accelerator_type is not None:
+        gpu = Gpu(accelerator_type, GPU_CAPABILITY[accelerator_type])
+    return Hardware(machine_family(machine_type).cpu_features, gpu)

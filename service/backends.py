@@ -1,7 +1,8 @@
 """Model backends: load a stored model and turn a batch of texts into per-label probabilities.
 
 Each backend returns one probability per model label; the moderation core (service/moderation.py)
-maps labels to the OpenAI categories through the catalog. torch is imported only when a
+maps labels to the OpenAI categories through the catalog. Each runs one setting (a precision on a
+device) that the core chose for the node (service/hardware.py). torch is imported only when a
 transformers or ONNX model is loaded.
 """
 
@@ -15,7 +16,7 @@ import bentoml
 import joblib
 import numpy as np
 
-from service.catalog import Backend, Precision
+from service.catalog import Backend, Device, Precision, Setting
 from service.settings import ENV_PREFIX, SettingsError
 
 if TYPE_CHECKING:
@@ -43,8 +44,8 @@ class LabelScorer(Protocol):
 class SklearnScorer:
     """A scikit-learn text pipeline with predict_proba (the offline default)."""
 
-    def __init__(self, model: bentoml.Model, precision: Precision) -> None:
-        del precision  # fp32 only (the catalog refuses anything else)
+    def __init__(self, model: bentoml.Model, setting: Setting) -> None:
+        del setting  # fp32 on the CPU only (the catalog refuses anything else)
         self._pipeline = joblib.load(model.path_of(SKLEARN_PIPELINE_FILE))
         id2label = model.info.metadata["id2label"]
         self.labels = tuple(id2label[str(index)] for index in self._pipeline.classes_)
@@ -56,7 +57,7 @@ class SklearnScorer:
 class TransformersScorer:
     """A Hugging Face sequence-classification model saved with save_pretrained, run by torch."""
 
-    def __init__(self, model: bentoml.Model, precision: Precision) -> None:
+    def __init__(self, model: bentoml.Model, setting: Setting) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -65,14 +66,20 @@ class TransformersScorer:
         self._tokenizer = AutoTokenizer.from_pretrained(model.path)
         loaded = AutoModelForSequenceClassification.from_pretrained(model.path).eval()
         self._labels_from(loaded.config)
-        if precision is Precision.INT8:
+        precision = setting.precision
+        self._device = "cuda" if setting.device is Device.GPU else "cpu"
+        if self._device == "cuda":
+            # A GPU runs the whole model in its half-precision dtype (no autocast needed).
+            dtype = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
+            loaded = loaded.to("cuda", dtype=dtype.get(precision, torch.float32))
+        elif precision is Precision.INT8:
             # int8 weights, activations quantised per batch: the linear layers are most of the
             # FLOPs of a BERT-sized encoder. torch.ao's eager API is deprecated but still shipped.
             loaded = torch.ao.quantization.quantize_dynamic(
                 loaded, {torch.nn.Linear}, dtype=torch.qint8
             )
         self._model = loaded
-        self._bf16 = precision is Precision.BF16
+        self._cpu_bf16 = self._device == "cpu" and precision is Precision.BF16
 
     def _labels_from(self, config: PretrainedConfig) -> None:
         self.labels = tuple(config.id2label[index] for index in range(config.num_labels))
@@ -97,19 +104,20 @@ class TransformersScorer:
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         torch = self._torch
-        encoded = self._encode(texts, "pt")
+        encoded = self._encode(texts, "pt").to(self._device)
         with (
             torch.inference_mode(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._cpu_bf16),
         ):
             logits = self._model(**encoded).logits.float()
-        return self._probabilities(logits.numpy())
+        return self._probabilities(logits.cpu().numpy())
 
 
 class OnnxScorer(TransformersScorer):
-    """The same classifier exported to ONNX (tools/onnx_export.py), run by ONNX Runtime."""
+    """The same classifier exported to ONNX (tools/onnx_export.py), run by ONNX Runtime: on the
+    pod's GPU through the CUDA execution provider when the setting says so."""
 
-    def __init__(self, model: bentoml.Model, precision: Precision) -> None:
+    def __init__(self, model: bentoml.Model, setting: Setting) -> None:
         import onnxruntime
         from transformers import AutoConfig, AutoTokenizer
 
@@ -120,9 +128,14 @@ class OnnxScorer(TransformersScorer):
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
             options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if setting.device is Device.GPU:
+            providers.insert(0, "CUDAExecutionProvider")
         self._session = onnxruntime.InferenceSession(
-            model.path_of(ONNX_FILES[precision]), options, providers=["CPUExecutionProvider"]
+            model.path_of(ONNX_FILES[setting.precision]), options, providers=providers
         )
+        if self._session.get_providers()[0] != providers[0]:  # ONNX Runtime only warns
+            raise RuntimeError(f"ONNX Runtime could not start {providers[0]} for {setting}")
         self._inputs = {node.name for node in self._session.get_inputs()}
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -156,6 +169,6 @@ _BACKENDS: dict[Backend, type[Scorer]] = {
 }
 
 
-def load_scorer(backend: Backend, model: bentoml.Model, precision: Precision) -> LabelScorer:
-    """The runtime for a stored model, in the precision the catalog chose for it."""
-    return _BACKENDS[backend](model, precision)
+def load_scorer(backend: Backend, model: bentoml.Model, setting: Setting) -> LabelScorer:
+    """The runtime for a stored model, in the setting chosen for this node."""
+    return _BACKENDS[backend](model, setting)

@@ -37,34 +37,100 @@ class Precision(StrEnum):
     """The arithmetic a model runs in; `make validate-precision` measures its cost in scores."""
 
     FP32 = "fp32"
-    BF16 = "bf16"  # torch autocast to bfloat16 (fast on CPUs with avx512_bf16 / AMX)
+    BF16 = "bf16"  # bfloat16: torch autocast on CPUs with avx512_bf16 / AMX, or a GPU's own dtype
+    FP16 = "fp16"  # float16: GPUs only (DeBERTa in fp16 has dtype problems on CPU paths)
     INT8 = "int8"  # dynamic quantisation: int8 weights and activations in the linear layers
 
 
-# What each backend can run; anything else is refused when the catalog is read.
-PRECISIONS: dict[Backend, frozenset[Precision]] = {
-    Backend.SKLEARN: frozenset({Precision.FP32}),
-    Backend.TRANSFORMERS: frozenset(Precision),
-    Backend.ONNX: frozenset({Precision.FP32, Precision.INT8}),
+class Device(StrEnum):
+    """Where a model runs: the node's CPU, or the pod's GPU (CUDA)."""
+
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+# What each backend can run on each device; anything else is refused when the catalog is read.
+# ONNX Runtime's CUDA provider runs the fp32 export (its int8 export is a CPU-only graph).
+PRECISIONS: dict[tuple[Backend, Device], frozenset[Precision]] = {
+    (Backend.SKLEARN, Device.CPU): frozenset({Precision.FP32}),
+    (Backend.SKLEARN, Device.GPU): frozenset(),
+    (Backend.TRANSFORMERS, Device.CPU): frozenset({Precision.FP32, Precision.BF16, Precision.INT8}),
+    (Backend.TRANSFORMERS, Device.GPU): frozenset({Precision.FP32, Precision.FP16, Precision.BF16}),
+    (Backend.ONNX, Device.CPU): frozenset({Precision.FP32, Precision.INT8}),
+    (Backend.ONNX, Device.GPU): frozenset({Precision.FP32}),
 }
+
+
+class Setting(BaseModel):
+    """One way to run a model: a precision on a device. Written `int8` (CPU) or `gpu:fp16`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    precision: Precision
+    device: Device = Device.CPU
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            device, _, precision = value.rpartition(":")
+            return {"precision": precision, "device": device or Device.CPU}
+        return value
+
+    def __str__(self) -> str:
+        prefix = "" if self.device is Device.CPU else f"{self.device.value}:"
+        return prefix + self.precision.value
+
+
+FP32_CPU = Setting(precision=Precision.FP32)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelSpec(_Strict):
+class Runtime(_Strict):
+    """How a model may run: its backend and the settings validated for it. The stack config
+    describes its release's model with it too (infra/config.py `workload.model`)."""
+
+    backend: Backend
+    validated: tuple[Setting, ...] = Field(
+        default=(FP32_CPU,),
+        min_length=1,
+        description="Every setting `make validate-precision` passed for this model (>= 99% "
+        "top-category agreement with fp32): `fp32`, `bf16`, `int8` on CPUs, `gpu:fp32`, "
+        "`gpu:fp16`, `gpu:bf16` on GPUs. The service runs the fastest one its node runs natively "
+        "(service/hardware.py).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_precision_means_that_one_setting(cls, value: object) -> object:
+        """Catalogs written before `validated` named one `precision`: that one was validated."""
+        if isinstance(value, dict) and "precision" in value and "validated" not in value:
+            value = {**value, "validated": [value["precision"]]}
+            del value["precision"]
+        return value
+
+    @model_validator(mode="after")
+    def _settings_fit_backend(self) -> Self:
+        for setting in self.validated:
+            allowed = PRECISIONS[self.backend, setting.device]
+            if setting.precision not in allowed:
+                names = ", ".join(sorted(allowed)) or "none"
+                raise ValueError(
+                    f"setting {str(setting)!r} is not available for backend "
+                    f"{self.backend.value!r} on {setting.device.value} (allowed: {names})"
+                )
+        return self
+
+
+class ModelSpec(Runtime):
     """One servable model."""
 
     name: ModelName = Field(description="What clients pass as `model`.")
     aliases: tuple[str, ...] = Field(
         default=(), description="Other names accepted as `model`, e.g. OpenAI's model names."
-    )
-    backend: Backend
-    precision: Precision = Field(
-        default=Precision.FP32,
-        description="fp32, bf16 (transformers) or int8 (transformers, onnx); the default only "
-        "where `make validate-precision` found >= 99% top-category agreement with fp32.",
     )
     tag: str = Field(
         pattern=r"^[a-z0-9][a-z0-9._-]*:[a-z0-9._-]+$",
@@ -87,16 +153,6 @@ class ModelSpec(_Strict):
         description="Score the text as a reader sees it (service/normalize.py): fullwidth, "
         "invisible, look-alike and spelt-out characters folded first. Off for non-Latin models.",
     )
-
-    @model_validator(mode="after")
-    def _precision_fits_backend(self) -> Self:
-        if self.precision not in PRECISIONS[self.backend]:
-            allowed = ", ".join(sorted(PRECISIONS[self.backend]))
-            raise ValueError(
-                f"precision {self.precision.value!r} is not available for backend "
-                f"{self.backend.value!r} (allowed: {allowed})"
-            )
-        return self
 
     @model_validator(mode="after")
     def _thresholds_name_covered_categories(self) -> Self:

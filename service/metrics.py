@@ -13,6 +13,10 @@ request path, so they are switched off on the API service (service/app.py) and
 `moderation_category_score` (histogram) is what the model answered before any threshold: the
 dashboard compares its distribution between release tracks (observed in service/backends.py).
 
+`moderation_model_info` (gauge, 1) says which setting each model runs on this node and why: the
+reason is one of a few fixed sentences built from the catalog and the CPU/GPU features, so its
+values stay bounded.
+
 `bentoml.metrics` is prometheus_client, created lazily so that BentoML's multiprocess collector
 sees every worker's samples on /metrics.
 """
@@ -63,6 +67,13 @@ SCORES = bentoml.metrics.Histogram(
     documentation="Each text's score in each category its model scores, by model and category.",
     labelnames=["model", "category"],
     buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+MODEL_INFO = bentoml.metrics.Gauge(
+    name="moderation_model_info",
+    documentation="1 per loaded model: the setting it runs (backend, precision, device) and why; "
+    "fallback='true' when no validated setting is native on this node (service/hardware.py).",
+    labelnames=["model", "backend", "precision", "device", "fallback", "reason"],
+    multiprocess_mode="max",
 )
 REQUESTS_IN_FLIGHT = bentoml.metrics.Gauge(
     name="moderation_requests_in_flight",

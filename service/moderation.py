@@ -19,7 +19,15 @@ from service.backends import LabelScorer, load_scorer
 from service.batching import Batcher, BatchLimits
 from service.catalog import Catalog, ModelSpec, model_attribute
 from service.categories import CATEGORIES, Category
-from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, SCORES
+from service.hardware import (
+    Choice,
+    Hardware,
+    choice_on_this_node,
+    choose_setting,
+    detect_hardware,
+    uses_gpu_runtime,
+)
+from service.metrics import BATCH_SIZE, FLAGGED, INFERENCE_LATENCY, INPUT_CHARS, MODEL_INFO, SCORES
 from service.normalize import normalize
 from service.request_log import log_event
 from service.schemas import ModelCard, ModerationResult
@@ -43,12 +51,16 @@ class NotReady(Exception):
 
 
 class CategoryScorer:
-    """One catalog model, loaded: texts in, a score for every OpenAI category out."""
+    """One catalog model, loaded in the setting chosen for this node: texts in, a score for every
+    OpenAI category out."""
 
-    def __init__(self, spec: ModelSpec, model: bentoml.Model) -> None:
+    def __init__(self, spec: ModelSpec, model: bentoml.Model, choice: Choice | None = None) -> None:
+        """`choice`: the setting to run (the benchmark and the precision gate name one); by
+        default the fastest validated one this node runs natively."""
         self.spec = spec
         self.stored = model
-        self._scorer: LabelScorer = load_scorer(spec.backend, model, spec.precision)
+        self.choice = choice or choice_on_this_node(spec)
+        self._scorer: LabelScorer = load_scorer(spec.backend, model, self.choice.setting)
         unknown = set(spec.labels) - set(self._scorer.labels)
         if unknown:
             raise ValueError(
@@ -115,14 +127,18 @@ class LoadedModels:
         self._scorers = scorers
 
     @classmethod
-    def load(cls, catalog: Catalog, owner: object) -> LoadedModels:
-        """Load every model that `owner` (the service instance) names, or say which cannot."""
+    def load(cls, catalog: Catalog, owner: object, hardware: Hardware) -> LoadedModels:
+        """Load every model that `owner` (the service instance) names, each in the fastest
+        validated setting `hardware` runs natively (said in one log line and on
+        `moderation_model_info`), or say which cannot load."""
         scorers: dict[str, CategoryScorer] = {}
         problems: list[str] = []
         for spec in catalog.models:
+            choice = choose_setting(spec, hardware)
+            announce(spec, choice)
             try:
                 stored = getattr(owner, model_attribute(spec.name))
-                scorers[spec.name] = CategoryScorer(spec, stored)
+                scorers[spec.name] = CategoryScorer(spec, stored, choice)
             except Exception as error:  # whatever a broken model file raises
                 reason = " ".join(str(error).split())[:500] or "no message"
                 problems.append(
@@ -184,8 +200,9 @@ class Moderator:
 
     def _load(self, owner: object) -> None:
         """A model that cannot load leaves the pod unready, said in one line (no retry loop)."""
+        with_gpu = any(uses_gpu_runtime(spec) for spec in self.catalog.models)
         try:
-            self.models = LoadedModels.load(self.catalog, owner)
+            self.models = LoadedModels.load(self.catalog, owner, detect_hardware(with_gpu))
         except ModelLoadError as error:
             self.load_failed = True
             for problem in error.problems:
@@ -223,6 +240,24 @@ class Moderator:
 
     async def stop(self) -> None:
         await self.batcher.stop()
+
+
+def announce(spec: ModelSpec, choice: Choice) -> None:
+    """One log line and the `moderation_model_info` series: what runs, and why. A fallback from a
+    validated setting the node lacks is a WARNING, never silent."""
+    setting = choice.setting
+    log_event(
+        "WARNING" if choice.fallback else "INFO",
+        f"model {spec.name!r} runs {spec.backend.value} {setting}: {choice.reason}",
+    )
+    MODEL_INFO.labels(
+        model=spec.name,
+        backend=spec.backend.value,
+        precision=setting.precision.value,
+        device=setting.device.value,
+        fallback=str(choice.fallback).lower(),
+        reason=choice.reason,
+    ).set(1)
 
 
 def _observe(spec: ModelSpec, texts: list[str], results: list[ModerationResult]) -> None:

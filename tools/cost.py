@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.machines import BUNDLED_GPU_TYPE, MachineShape, UnknownMachineType, shape_of
-from tools.capacity import MEASURED, PEAK_TO_MEAN, serving_plan
+from service.catalog import Runtime
+from tools.capacity import PEAK_TO_MEAN, NodeThroughput, node_throughputs, serving_plan
 from tools.plan_document import (
     HOURS_PER_MONTH,
     PlanError,
@@ -532,25 +533,67 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(render(items, title))
     print(serving_summary(plan, usage, items))
+    serving = plan["outputs"]["serving"]
+    print(family_comparison(Runtime(backend=serving["backend"], validated=serving["validated"])))
     return 0
 
 
 def serving_summary(plan: Mapping[str, Any], usage: Usage, items: list[LineItem]) -> str:
-    """The model pool at the expected peak, from the measured per-pod throughput, and the cost
-    of a million moderated texts (one text per request)."""
+    """The model pool at the expected peak, from the capacity row of what its pods run, and the
+    cost of a million moderated texts (one text per request)."""
     sized = serving_plan(plan, usage.requests_millions)
     low, high = (
         sum(getattr(i, end) for i in items) / usage.requests_millions for end in ("low", "high")
     )
+    serving = plan["outputs"]["serving"]
     return "\n".join(
         [
-            f"Capacity ({MEASURED.source}): one model pod sustains "
-            f"{sized.pod_texts_per_s:.1f} texts/s; expected peak {sized.peak_texts_per_s:.1f} "
-            f"texts/s ({usage.requests_millions:g}M a month x {PEAK_TO_MEAN:g}) needs "
-            f"{sized.pods_at_peak} pods = {sized.nodes_at_peak} model nodes "
-            f"({sized.pods_per_node} pods per node, pool maximum {sized.max_nodes}).",
+            f"Model pods run {serving['backend']} {serving['setting']} on "
+            f"{serving['machineType']} ({serving['reason']}).",
+            f"Capacity ({sized.row.seconds_per_text} s per text, {sized.row.basis}): one model "
+            f"pod sustains {sized.pod_texts_per_s:.1f} texts/s; expected peak "
+            f"{sized.peak_texts_per_s:.1f} texts/s ({usage.requests_millions:g}M a month x "
+            f"{PEAK_TO_MEAN:g}) needs {sized.pods_at_peak} pods = {sized.nodes_at_peak} model "
+            f"nodes ({sized.pods_per_node} pods per node, pool maximum {sized.max_nodes}).",
             f"Cost per million moderated texts: ${low:,.2f} at minimum scale, "
             f"${high:,.2f} at maximum.",
+        ]
+    )
+
+
+def busy_node_cost_per_million(node: NodeThroughput) -> float:
+    """USD per million texts of one on-demand node kept busy (us-central1 list prices)."""
+    accelerators = [{"type": node.gpu_type, "count": 1}] if node.gpu_type else []
+    hourly = node_hourly(
+        {"machineType": node.machine_type, "guestAccelerators": accelerators}, None
+    )
+    return hourly / (node.texts_per_s * 3600) * 1e6
+
+
+def family_comparison(model: Runtime) -> str:
+    """Cost per million texts of a busy on-demand node of each family and GPU type the capacity
+    table knows, in the setting the service would choose there; the cheapest named."""
+    nodes = node_throughputs(model)
+    costs = [busy_node_cost_per_million(node) for node in nodes]
+    rows = []
+    for node, cost in sorted(zip(nodes, costs, strict=True), key=lambda pair: pair[1]):
+        machine = node.machine_type + (f" + {node.gpu_type}" if node.gpu_type else "")
+        kind = "measured" if str(node.row.basis).startswith("measured") else "estimated"
+        rows.append(
+            f"  {machine:<34} {node.row.setting!s:<9} {node.texts_per_s:>8.1f} texts/s  "
+            f"${cost:>7.2f} per million ({kind})"
+        )
+    cheapest = min(zip(nodes, costs, strict=True), key=lambda pair: pair[1])[0]
+    return "\n".join(
+        [
+            f"Families compared for {model.backend.value} validated "
+            f"[{', '.join(str(s) for s in model.validated)}] (one busy on-demand node, "
+            "us-central1; settings the service would choose there; tools/capacity.py gives "
+            "each row's basis):",
+            *rows,
+            f"Cheapest: {cheapest.machine_type}"
+            + (f" + {cheapest.gpu_type}" if cheapest.gpu_type else "")
+            + f" ({cheapest.row.setting}).",
         ]
     )
 

@@ -361,3 +361,79 @@ def test_api_key_hashes_take_a_json_or_a_comma_list(form: str) -> None:
     value = json.dumps(hashes) if form == "json" else ", ".join(hashes)
     config = parse_stack_config({**stack_config("dev"), "moderation:apiKeyHashes": value})
     assert config.api_key_hashes.get_secret_value() == tuple(hashes)
+
+
+def _serving(machine_type: str, *validated: str, backend: str = "transformers") -> Any:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:nodePools"]["model"]["machineType"] = machine_type
+        config["moderation:workload"]["model"] = {"backend": backend, "validated": list(validated)}
+
+    return change
+
+
+def test_a_bf16_only_model_on_a_family_without_native_bf16_is_refused_naming_the_key() -> None:
+    # n2 runs on Cascade Lake or Ice Lake: avx512_vnni, no avx512_bf16 (infra/machines.py).
+    error = _error(_with("prod", _serving("n2-standard-8", "bf16")))
+    assert "moderation:workload.model.validated [bf16]: nodePools.model.machineType" in error
+    assert "'n2-standard-8' runs none of these natively" in error
+    assert "avx512_bf16" in error
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "validated"),
+    [
+        ("c3-standard-8", ["bf16"]),  # Sapphire Rapids: AMX
+        ("n2-standard-8", ["int8"]),  # VNNI
+        ("n2d-standard-8", ["int8"]),  # AVX2 integer path
+        ("n2-standard-8", ["fp32", "bf16"]),  # fp32 validated too: no fallback
+    ],
+)
+def test_a_family_with_the_feature_of_a_validated_setting_is_accepted(
+    machine_type: str, validated: list[str]
+) -> None:
+    config = parse_stack_config(_with("prod", _serving(machine_type, *validated)))
+    assert [str(s) for s in config.workload.model.validated] == validated
+
+
+def _gpu_pool(accelerator: str, machine_type: str, *validated: str) -> Any:
+    def change(config: dict[str, Any]) -> None:
+        config["moderation:nodePools"]["gpu"] = {
+            "machineType": machine_type,
+            "minNodes": 0,
+            "maxNodes": 4,
+            "acceleratorType": accelerator,
+        }
+        config["moderation:workload"]["nodePool"] = "gpu"
+        config["moderation:workload"]["model"] = {
+            "backend": "transformers",
+            "validated": list(validated),
+        }
+
+    return change
+
+
+def test_a_gpu_pool_needs_the_compute_capability_of_a_validated_gpu_setting() -> None:
+    # An L4 (8.9) runs bf16; a T4 (7.5) does not (bf16 needs 8.0).
+    parse_stack_config(_with("dev", _gpu_pool("nvidia-l4", "g2-standard-4", "gpu:bf16")))
+    error = _error(_with("dev", _gpu_pool("nvidia-tesla-t4", "n1-standard-8", "gpu:bf16")))
+    assert "moderation:workload.model.validated [gpu:bf16]: nodePools.gpu.machineType" in error
+    assert "compute capability 8.0" in error
+    parse_stack_config(_with("dev", _gpu_pool("nvidia-tesla-t4", "n1-standard-8", "gpu:fp16")))
+
+
+def test_gpu_time_sharing_lets_more_pods_share_a_nodes_gpu() -> None:
+    def shared(clients: int | None) -> Any:
+        def change(config: dict[str, Any]) -> None:
+            _gpu_pool("nvidia-l4", "g2-standard-16", "fp32")(config)
+            pool = config["moderation:nodePools"]["gpu"]
+            pool["maxNodes"] = 2
+            if clients:
+                pool["sharing"] = {"maxSharedClientsPerGpu": clients}
+
+        return change
+
+    # dev: maxReplicas 3 + 1 surge pod = 4 pods on 2 one-L4 nodes only when shared by 2.
+    assert "nodePools.gpu.maxNodes 2 x 1 pod(s)" in _error(_with("dev", shared(None)))
+    config = parse_stack_config(_with("dev", shared(2)))
+    assert config.node_pools.gpu is not None
+    assert config.node_pools.gpu.pods_per_node_limit == 2

@@ -195,3 +195,25 @@ def test_a_gpu_pool_is_added_by_config_alone(plan_variant: Any) -> None:
     assert pod["nodeSelector"] == {"moderation.dev/pool": "gpu"}
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+    assert "gpuSharingConfig" not in gpu["guestAccelerators"][0]
+
+
+def test_a_gpu_pool_can_time_share_its_l4_between_tracks(plan_variant: Any) -> None:
+    def add_shared_l4(config: dict[str, Any]) -> None:
+        config["moderation:nodePools"]["gpu"] = {
+            "machineType": "g2-standard-4",
+            "minNodes": 0,
+            "maxNodes": 2,
+            "acceleratorType": "nvidia-l4",
+            "sharing": {"maxSharedClientsPerGpu": 2},
+        }
+        config["moderation:workload"]["nodePool"] = "gpu"
+
+    plan = plan_variant("dev", add_shared_l4)
+    gpu = plan.one("gcp:container/nodePool:NodePool", "moderation-gpu")["inputs"]["nodeConfig"]
+    (accelerator,) = gpu["guestAccelerators"]
+    assert accelerator["gpuSharingConfig"] == {
+        "gpuSharingStrategy": "TIME_SHARING",
+        "maxSharedClientsPerGpu": 2,
+    }
+    assert gpu["machineType"] == "g2-standard-4"

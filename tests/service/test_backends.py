@@ -11,7 +11,7 @@ from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
 from service.moderation import CategoryScorer
 from service.settings import SettingsError
-from tests.fixtures.catalog import StoredModels, koala_spec
+from tests.fixtures.catalog import StoredModels, koala_spec, running
 from tools.model_import import import_model
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
@@ -119,7 +119,7 @@ def test_bf16_precision_runs_the_linear_layers_in_bf16_and_stays_close_to_fp32(
 ) -> None:
     stored = bentoml.models.get(stored_models.koala)
     fp32_scorer = CategoryScorer(koala_spec(stored_models.koala), stored)
-    bf16_scorer = CategoryScorer(koala_spec(stored_models.koala, precision="bf16"), stored)
+    bf16_scorer = CategoryScorer(koala_spec(stored_models.koala), stored, running("bf16"))
     assert _linear_output_dtypes(fp32_scorer, TEXTS) == {torch.float32}
     assert _linear_output_dtypes(bf16_scorer, TEXTS) == {torch.bfloat16}
     fp32, bf16 = fp32_scorer.score(TEXTS), bf16_scorer.score(TEXTS)
@@ -130,7 +130,7 @@ def test_bf16_precision_runs_the_linear_layers_in_bf16_and_stays_close_to_fp32(
 
 def test_int8_precision_quantises_every_linear_layer(stored_models: StoredModels) -> None:
     stored = bentoml.models.get(stored_models.koala)
-    scorer = CategoryScorer(koala_spec(stored_models.koala, precision="int8"), stored)
+    scorer = CategoryScorer(koala_spec(stored_models.koala), stored, running("int8"))
     modules = list(scorer._scorer._model.modules())  # type: ignore[attr-defined]
     assert not [m for m in modules if type(m) is torch.nn.Linear]
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in modules)

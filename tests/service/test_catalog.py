@@ -73,16 +73,28 @@ def test_find_resolves_names_aliases_and_the_default() -> None:
             "default_threshold",
         ),
         (
-            {"default_model": "a", "models": [entry("a", precision="fp16")]},
-            "precision",
+            {"default_model": "a", "models": [entry("a", validated=["fp16"])]},
+            "setting 'fp16' is not available for backend 'transformers' on cpu",
         ),
         (
-            {"default_model": "a", "models": [entry("a", backend="onnx", precision="bf16")]},
-            "precision 'bf16' is not available for backend 'onnx'",
+            {"default_model": "a", "models": [entry("a", validated=["fp64"])]},
+            "validated",
+        ),
+        (
+            {"default_model": "a", "models": [entry("a", validated=[])]},
+            "at least 1",
+        ),
+        (
+            {"default_model": "a", "models": [entry("a", backend="onnx", validated=["bf16"])]},
+            "setting 'bf16' is not available for backend 'onnx'",
+        ),
+        (
+            {"default_model": "a", "models": [entry("a", backend="onnx", validated=["gpu:fp16"])]},
+            "setting 'gpu:fp16' is not available for backend 'onnx' on gpu",
         ),
         (
             {"default_model": "a", "models": [entry("a", backend="sklearn", precision="int8")]},
-            "precision 'int8' is not available for backend 'sklearn'",
+            "setting 'int8' is not available for backend 'sklearn'",
         ),
     ],
 )

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from infra.machines import FAMILIES, GPU_TYPES
-from tools import cost
+from service.catalog import FP32_CPU, Backend, Runtime
+from tools import capacity, cost
 
 ROOT = Path(__file__).resolve().parents[2]
 HOURS = cost.HOURS_PER_MONTH
@@ -403,3 +404,45 @@ def test_each_stacks_total_matches_the_worked_calculation(
     items = cost.estimate(plans[stack], cost.USAGE[stack])
     assert sum(i.low for i in items) == pytest.approx(worked["low"], abs=0.01)
     assert sum(i.high for i in items) == pytest.approx(worked["high"], abs=0.01)
+
+
+def test_make_cost_prints_the_serving_setting_its_basis_and_the_cheapest_family(
+    plans: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "prod.json"
+    path.write_text(json.dumps(plans["prod"]))
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.cost", "--stack", "prod", "--plan", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = result.stdout
+    assert "Model pods run transformers fp32 on n2-standard-8 (validated, native: fp32)" in out
+    assert "Capacity (0.314 s per text, estimated from c3 transformers fp32" in out
+    compared = [line.split()[0] for line in out.splitlines() if " per million (" in line]
+    assert sorted(compared) == sorted(machine for machine, _ in capacity.COMPARED_MACHINES)
+    costs = [
+        float(line.split("$")[1].split()[0])
+        for line in out.splitlines()
+        if " per million (" in line
+    ]
+    assert costs == sorted(costs)  # cheapest first
+    (cheapest,) = [line for line in out.splitlines() if line.startswith("Cheapest: ")]
+    assert cheapest.startswith(f"Cheapest: {compared[0]}")
+
+
+def test_a_busy_nodes_cost_per_million_is_its_hourly_price_over_its_texts() -> None:
+    model = Runtime(backend=Backend.TRANSFORMERS, validated=(FP32_CPU,))
+    (n2d,) = [n for n in capacity.node_throughputs(model) if n.machine_type == "n2d-standard-8"]
+    hourly = (8 * 0.027502 + 32 * 0.003686) * (1 - 0.20)  # sustained use, a full month
+    texts_per_hour = (
+        8
+        / capacity.capacity_row("n2d-standard-8", Backend.TRANSFORMERS, FP32_CPU).seconds_per_text
+        * 3600
+    )
+    assert cost.busy_node_cost_per_million(n2d) == pytest.approx(hourly / texts_per_hour * 1e6)
+    (g2,) = [n for n in capacity.node_throughputs(model) if n.machine_type == "g2-standard-4"]
+    assert str(g2.row.setting) == "gpu:fp32"  # the fp32 reference on the L4: none validated
+    assert g2.row.gpu_type == "nvidia-l4"

@@ -5,7 +5,7 @@ import bentoml
 import pytest
 
 from service.moderation import CategoryScorer
-from tests.fixtures.catalog import StoredModels, koala_spec
+from tests.fixtures.catalog import StoredModels, koala_spec, running
 from tools.onnx_export import export
 
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
@@ -21,7 +21,7 @@ def test_onnx_export_scores_like_torch_in_fp32_and_its_int8_copy_differs(
     ).score(TEXTS)
     onnx_fp32 = CategoryScorer(koala_spec(str(exported.tag), backend="onnx"), exported)
     onnx_int8 = CategoryScorer(
-        koala_spec(str(exported.tag), backend="onnx", precision="int8"), exported
+        koala_spec(str(exported.tag), backend="onnx"), exported, running("int8")
     )
     for expected, observed in zip(torch_scores, onnx_fp32.score(TEXTS), strict=True):
         assert list(observed.values()) == pytest.approx(list(expected.values()), abs=1e-4)
