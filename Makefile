@@ -146,9 +146,9 @@ export-onnx: venv
 plan: venv
 	$(PY) -m tools.plan --stack $(STACK) $(if $(V),--verbose)
 
-## cost: estimate the monthly cost of build/plan/$(STACK).json.
+## cost: estimate the monthly cost of build/plan/$(STACK).json; RATE=<texts/s>: sizing per region.
 cost: plan
-	$(PY) -m tools.cost --stack $(STACK)
+	$(PY) -m tools.cost --stack $(STACK) $(if $(RATE),--rate $(RATE)) $(if $(REGIONS),--regions $(REGIONS))
 
 ## audit: needs the internet, not in `make test`: pip-audit looks up every pin of
 ## requirements/constraints.txt in PyPI's vulnerability data; fails on any known vulnerability

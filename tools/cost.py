@@ -502,12 +502,106 @@ def render(items: list[LineItem], title: str) -> str:
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, line(footer)])
 
 
+# --- sizing for a target rate, region by region ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateSizing:
+    """A sustained rate served from `regions` regions, each able to carry the peak alone share
+    when one region is lost (with one region: the whole peak)."""
+
+    rate: float
+    regions: int
+    pod_texts_per_s: float
+    pods_per_node: int
+    pods_per_region: int
+    nodes_per_region: int
+    mean_nodes_per_region: int
+    node_monthly: float
+    rest_monthly: float
+    """Everything but the model nodes, at the stack's minimum scale (the plan's estimate)."""
+
+    @property
+    def texts_millions_per_month(self) -> float:
+        return self.rate * HOURS_PER_MONTH * 3600 / 1e6
+
+    @property
+    def monthly_at_mean(self) -> float:
+        return self.regions * self.mean_nodes_per_region * self.node_monthly + self.rest_monthly
+
+    @property
+    def monthly_at_peak_size(self) -> float:
+        return self.regions * self.nodes_per_region * self.node_monthly + self.rest_monthly
+
+
+def size_for_rate(plan: Mapping[str, Any], rate: float, regions: int) -> RateSizing:
+    """Pods and nodes per region for `rate` texts/s sustained (peak = rate x PEAK_TO_MEAN), and
+    what a month costs with the model pools autoscaled to the mean (each region a 1/n share) or
+    held at the size that carries the peak with one region lost."""
+    month_millions = rate * HOURS_PER_MONTH * 3600 / 1e6
+    sized = serving_plan(plan, month_millions)
+    survivors = max(regions - 1, 1)
+    pods = math.ceil(sized.peak_texts_per_s / survivors / sized.pod_texts_per_s)
+    mean_pods = math.ceil(rate / regions / sized.pod_texts_per_s)
+    region = region_of(plan)
+    factor = REGION_FACTORS[region]
+    pools = resources_of(plan, "gcp:container/nodePool:NodePool")
+    machine_type = plan["outputs"]["serving"]["machineType"]
+    (pool,) = [p for p in pools if p["nodeConfig"]["machineType"] == machine_type]
+    config = pool["nodeConfig"]
+    disk = config.get("diskSizeGb", 100) * DISK_GB_MONTH[config.get("diskType", "pd-balanced")]
+    node_monthly = (node_hourly(config, spot_share_of(region)) * HOURS_PER_MONTH + disk) * factor
+    usage = replace(USAGE[plan["stack"]], requests_millions=month_millions)
+    minimum_pool = node_count_range(pool)[0] * node_monthly
+    rest = sum(item.low for item in estimate(plan, usage)) - minimum_pool
+    return RateSizing(
+        rate=rate,
+        regions=regions,
+        pod_texts_per_s=sized.pod_texts_per_s,
+        pods_per_node=sized.pods_per_node,
+        pods_per_region=pods,
+        nodes_per_region=math.ceil(pods / sized.pods_per_node),
+        mean_nodes_per_region=math.ceil(mean_pods / sized.pods_per_node),
+        node_monthly=node_monthly,
+        rest_monthly=rest,
+    )
+
+
+def rate_summary(plan: Mapping[str, Any], sizing: RateSizing) -> str:
+    serving = plan["outputs"]["serving"]
+    per_million = sizing.monthly_at_mean / sizing.texts_millions_per_month
+    at_peak = sizing.monthly_at_peak_size / sizing.texts_millions_per_month
+    peak = sizing.rate * PEAK_TO_MEAN
+    lost = "with one region lost" if sizing.regions > 1 else "alone"
+    return "\n".join(
+        [
+            f"Sizing for {sizing.rate:g} texts/s sustained (peak {peak:g} texts/s = "
+            f"x{PEAK_TO_MEAN:g}) over {sizing.regions} region(s), on "
+            f"{serving['machineType']} running {serving['backend']} {serving['setting']}:",
+            f"  one pod {sizing.pod_texts_per_s:.2f} texts/s, {sizing.pods_per_node} pods per node;"
+            f" each region carries the peak {lost}: {sizing.pods_per_region} pods = "
+            f"{sizing.nodes_per_region} model nodes per region "
+            f"(HPA maxReplicas and pool maxNodes at least that).",
+            f"  at the mean rate each region runs {sizing.mean_nodes_per_region} model nodes "
+            f"(${sizing.node_monthly:,.2f} a node-month in {region_of(plan)}, disk included).",
+            f"  monthly: ${sizing.monthly_at_mean:,.0f} autoscaled to the mean, "
+            f"${sizing.monthly_at_peak_size:,.0f} held at peak size; the rest of the stack "
+            f"${sizing.rest_monthly:,.0f} at minimum scale "
+            f"({sizing.texts_millions_per_month:,.0f}M texts a month).",
+            f"  per million texts: ${per_million:,.2f} autoscaled, ${at_peak:,.2f} at peak size "
+            "(one text per request).",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, choices=sorted(USAGE))
     parser.add_argument("--plan", type=Path, help="default: build/plan/<stack>.json")
     parser.add_argument("--requests-millions", type=float, help="override the usage assumption")
     parser.add_argument("--log-gib", type=float, help="override the usage assumption")
+    parser.add_argument("--rate", type=float, help="also size for this many texts/s sustained")
+    parser.add_argument("--regions", type=int, help="with --rate: regions (default: the plan's)")
     options = parser.parse_args(argv)
     plan_path = options.plan or Path("build/plan") / f"{options.stack}.json"
     if not plan_path.exists():
@@ -535,6 +629,9 @@ def main(argv: list[str] | None = None) -> int:
     print(serving_summary(plan, usage, items))
     serving = plan["outputs"]["serving"]
     print(family_comparison(Runtime(backend=serving["backend"], validated=serving["validated"])))
+    if options.rate is not None:
+        regions = options.regions or len(resources_of(plan, "gcp:container/cluster:Cluster"))
+        print(rate_summary(plan, size_for_rate(plan, options.rate, regions)))
     return 0
 
 

@@ -446,3 +446,23 @@ def test_a_busy_nodes_cost_per_million_is_its_hourly_price_over_its_texts() -> N
     (g2,) = [n for n in capacity.node_throughputs(model) if n.machine_type == "g2-standard-4"]
     assert str(g2.row.setting) == "gpu:fp32"  # the fp32 reference on the L4: none validated
     assert g2.row.gpu_type == "nvidia-l4"
+
+
+def test_sizing_for_a_rate_carries_the_peak_with_one_region_lost(plans: dict) -> None:
+    """Worked by hand for prod's pods (3 inference threads at 0.314 s a text = 9.554 texts/s,
+    two per n2-standard-8): 10,000 texts/s sustained peaks at 30,000 texts/s."""
+    plan = plans["prod"]
+    alone = cost.size_for_rate(plan, 10_000, regions=1)
+    assert alone.pod_texts_per_s == pytest.approx(3 / 0.314)
+    assert alone.pods_per_region == 3140  # ceil(30,000 / 9.554)
+    assert alone.nodes_per_region == 1570
+    assert alone.mean_nodes_per_region == 524  # ceil(ceil(10,000 / 9.554) / 2)
+    # Two regions: either one carries the whole peak when the other is lost; three: half each.
+    two, three = (cost.size_for_rate(plan, 10_000, regions=n) for n in (2, 3))
+    assert two.nodes_per_region == 1570 and two.mean_nodes_per_region == 262
+    assert three.pods_per_region == 1570 and three.nodes_per_region == 785
+    assert two.monthly_at_peak_size > alone.monthly_at_peak_size
+    per_million = alone.monthly_at_mean / (10_000 * 730 * 3600 / 1e6)
+    out = cost.rate_summary(plan, alone)
+    assert f"per million texts: ${per_million:,.2f} autoscaled" in out
+    assert "3140 pods = 1570 model nodes per region" in out
