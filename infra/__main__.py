@@ -131,6 +131,7 @@ def serve_region(
                 *([ADAPTER_IMAGE_PATTERN] if scales_on_serving_metric else []),
             ],
             admission_policy=home,
+            node_account_id=None if home else regional_account_id("nodes", region_name),
         ),
         opts=on_gcp,
     )
@@ -152,7 +153,7 @@ def serve_region(
         WorkloadArgs(
             config=config.workload,
             workload_pool=cluster.workload_pool,
-            gcp_account_id=f"{APP}-workload" if home else regional_account_id(APP, region_name),
+            gcp_account_id=f"{APP}-workload" if home else regional_account_id("pods", region_name),
         ),
         opts=in_cluster,
     )
@@ -195,7 +196,7 @@ def serve_region(
                 project=project,
                 workload_pool=cluster.workload_pool,
                 control_plane_cidr=network.master_cidr,
-                **({} if home else {"account_id": regional_account_id("metrics", region_name)}),
+                **({} if home else {"account_id": regional_account_id("cma", region_name)}),
             ),
             opts=in_cluster,
         )
@@ -208,9 +209,9 @@ for other in config.fleet.regions if config.fleet else []:
     serving[other.region] = serve_region(
         other.region,
         other.network,
-        config.cluster.model_copy(
-            update={"node_zones": other.node_zones, "name": f"{config.cluster.name}-{other.region}"}
-        ),
+        # The same cluster name in every region: logs, metrics, alerts and the dashboard select
+        # the service's clusters by it, and tell regions apart by their `location` label.
+        config.cluster.model_copy(update={"node_zones": other.node_zones}),
         vpc=serving[region].network.network,
     )
 home = serving[region]
@@ -329,6 +330,7 @@ alerting = Alerting(
         public_host=config.edge.domains[0],
         log_metrics_visible=[logs.log_metrics_visible],
         candidate_tracks=list(config.release.candidates),
+        regions=config.regions if config.fleet else [],
     ),
     opts=on_gcp,
 )

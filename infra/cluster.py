@@ -40,6 +40,9 @@ class ClusterArgs:
     """The nodes pull the Bento's images from here (read access for the node service account)."""
     # Binary Authorization lets only these image patterns run (GKE system images are exempt).
     allowed_image_patterns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
+    node_account_id: str | None = None
+    """The nodes' service account id; default `<cluster name>-nodes`. Clusters of one name in
+    several regions need one each."""
     admission_policy: bool = True
     """Declare the project's Binary Authorization policy (one per project: with several
     regions, only the first cluster declares it; it admits the same images everywhere)."""
@@ -69,7 +72,7 @@ class Cluster(pulumi.ComponentResource):
         # No default compute service account: nodes run as a dedicated, minimal one.
         self.node_service_account = gcp.serviceaccount.Account(
             f"{name}-nodes",
-            account_id=f"{config.name}-nodes",
+            account_id=args.node_account_id or f"{config.name}-nodes",
             display_name="GKE nodes of the moderation cluster (minimal)",
             opts=child,
         )

@@ -663,8 +663,12 @@ class FleetConfig(_Section):
 
 
 def regional_account_id(prefix: str, region: str) -> str:
-    """A project-unique service account id for one region's copy of an account."""
-    return f"{prefix}-{region}"[:ACCOUNT_ID_MAX].rstrip("-")
+    """A project-unique service account id for one region's copy of an account (prefixes are
+    short enough for the longest region names, never cut: a cut id could collide)."""
+    account_id = f"{prefix}-{region}"
+    if len(account_id) > ACCOUNT_ID_MAX:
+        raise ValueError(f"service account id {account_id!r} is over {ACCOUNT_ID_MAX} characters")
+    return account_id
 
 
 # --- the whole stack ------------------------------------------------------------------------------

@@ -30,6 +30,10 @@ BURN_RATE_WINDOWS: tuple[tuple[Severity, str, str, float], ...] = (
 )
 
 
+# Uptime checker regions on three continents (Monitoring requires at least three when named).
+UPTIME_CHECKER_REGIONS = ("USA", "EUROPE", "ASIA_PACIFIC")
+
+
 @dataclass(frozen=True)
 class AlertingArgs:
     config: ObservabilityConfig
@@ -45,6 +49,10 @@ class AlertingArgs:
     metrics must exist, and Monitoring must see them, before such a policy is created."""
     candidate_tracks: Sequence[str] = ()
     """Release tracks running a candidate Bento (canary, shadow): each is compared with stable."""
+    regions: Sequence[str] = ()
+    """With several serving regions (one cluster of `cluster_name` each): an alert per region
+    that serves nothing while the others serve, and the uptime check from checker regions on
+    several continents."""
 
 
 class Alerting(pulumi.ComponentResource):
@@ -162,6 +170,7 @@ class Alerting(pulumi.ComponentResource):
                 depends_on=[uptime],
             ),
             *self._slos(),
+            *(self._region_silent_policy(region) for region in args.regions),
             *(
                 policy
                 for track in args.candidate_tracks
@@ -382,6 +391,9 @@ class Alerting(pulumi.ComponentResource):
             period=f"{args.config.uptime_check_period_seconds}s",
             timeout="10s",
             checker_type="STATIC_IP_CHECKERS",
+            # Default: every checker region. With several serving regions, named, so that the
+            # anycast address is reached from (and near) each continent the stack serves.
+            selected_regions=list(UPTIME_CHECKER_REGIONS) if args.regions else None,
             http_check=gcp.monitoring.UptimeCheckConfigHttpCheckArgs(
                 path="/readyz",
                 port=443,
@@ -399,6 +411,20 @@ class Alerting(pulumi.ComponentResource):
             ),
             user_labels=self._labels,
             opts=self._child,
+        )
+
+    def _region_silent_policy(self, region: str) -> gcp.monitoring.AlertPolicy:
+        """One region answers no request while the stack as a whole serves: its pods, its
+        exports or its load balancer backends are gone (traffic spilled to the others)."""
+        everywhere = m.promql_selector(m.REQUESTS.series(), self._scope)
+        here = m.promql_selector(m.REQUESTS.series(), {**self._scope, "location": region})
+        return self._promql_policy(
+            f"region-silent-{region}",
+            f"Moderation API: {region} serves nothing",
+            "CRITICAL",
+            f"(sum(rate({here}[10m])) or vector(0)) == 0 and on() sum(rate({everywhere}[10m])) > 0",
+            duration="600s",
+            runbook=RUNBOOKS["region-silent"],
         )
 
     # --- SLOs -------------------------------------------------------------------------------------
@@ -561,6 +587,16 @@ RUNBOOKS: dict[str, str] = {
         '1. Logs: `resource.type="http_load_balancer" '
         'jsonPayload.enforcedSecurityPolicy.outcome="DENY"`, grouped by rule and client IP.\n'
         "2. Legitimate traffic blocked: tune the rule in the edge config; abuse: nothing to do."
+    ),
+    "region-silent": (
+        "One serving region answers no request while the others do: the load balancer sends it "
+        "nothing (more than half of its backends unhealthy, or its ServiceExports gone), or its "
+        "pods are down. Clients are served by the other regions, up to their maxima.\n\n"
+        "1. `kubectl --context <region> -n moderation get pods,serviceexports`; the export's "
+        "conditions say whether MCS took it.\n"
+        "2. `kubectl -n moderation describe gateway` in the config cluster: backend health per "
+        "region.\n"
+        "3. Expect the autoscaler-at-max alert in the other regions next: add capacity there first."
     ),
     "uptime": (
         "Google's uptime checkers cannot get a 2xx from `https://<host>/readyz`: users cannot "

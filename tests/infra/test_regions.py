@@ -238,3 +238,34 @@ def test_regions_share_one_vpc_so_their_ranges_must_not_overlap() -> None:
     config["moderation:fleet"]["regions"][0]["network"]["podsCidr"] = "10.120.0.0/16"
     with pytest.raises(ConfigError, match=r"fleet\.regions\[0\]\.network\.podsCidr overlaps"):
         parse_stack_config(config)
+
+
+def test_each_region_that_serves_nothing_alerts_and_the_uptime_check_spans_continents(
+    two_regions: Plan,
+) -> None:
+    """Both clusters carry one name, so every existing query covers both regions; the region is
+    the `location` label. A region silent while the stack serves pages on its own."""
+    assert {c["inputs"]["name"] for c in two_regions.of_type(CLUSTER)} == {"moderation"}
+    policies = two_regions.of_type("gcp:monitoring/alertPolicy:AlertPolicy")
+    silent = {
+        p["name"]: p["inputs"]["conditions"][0]["conditionPrometheusQueryLanguage"]["query"]
+        for p in policies
+        if "region-silent" in p["name"]
+    }
+    assert set(silent) == {
+        "moderation-region-silent-europe-west1",
+        "moderation-region-silent-us-central1",
+    }
+    for name, query in silent.items():
+        region = name.removeprefix("moderation-region-silent-")
+        assert f'location="{region}"' in query and "or vector(0)) == 0" in query
+    (uptime,) = two_regions.of_type("gcp:monitoring/uptimeCheckConfig:UptimeCheckConfig")
+    assert len(uptime["inputs"]["selectedRegions"]) >= 3  # Monitoring's minimum when named
+    assert check_resource(uptime).problems == []
+    for policy in silent:
+        assert (
+            check_resource(
+                two_regions.one("gcp:monitoring/alertPolicy:AlertPolicy", policy)
+            ).problems
+            == []
+        )
