@@ -240,8 +240,9 @@ class ServingPlan:
 
 
 def serving_plan(plan: Mapping[str, Any], requests_millions: float) -> ServingPlan:
-    """Size the model pool of `plan` for `requests_millions` texts a month (one per request)."""
-    (pod,) = [
+    """Size the model pool of `plan` for `requests_millions` texts a month (one per request).
+    With several regions every region runs the same pods on the same pool: the first's count."""
+    pod, *_ = [
         r["inputs"]["spec"]["template"]["spec"]
         for r in plan["resources"]
         if r["type"] == "kubernetes:apps/v1:Deployment"
@@ -249,7 +250,7 @@ def serving_plan(plan: Mapping[str, Any], requests_millions: float) -> ServingPl
         and r["inputs"]["metadata"]["name"].endswith("-stable")
     ]
     requests = pod["containers"][0]["resources"]["requests"]
-    (pool,) = [
+    pool, *_ = [
         r["inputs"]
         for r in plan["resources"]
         if r["type"] == "gcp:container/nodePool:NodePool"

@@ -547,12 +547,12 @@ def size_for_rate(plan: Mapping[str, Any], rate: float, regions: int) -> RateSiz
     factor = REGION_FACTORS[region]
     pools = resources_of(plan, "gcp:container/nodePool:NodePool")
     machine_type = plan["outputs"]["serving"]["machineType"]
-    (pool,) = [p for p in pools if p["nodeConfig"]["machineType"] == machine_type]
-    config = pool["nodeConfig"]
+    model_pools = [p for p in pools if p["nodeConfig"]["machineType"] == machine_type]
+    config = model_pools[0]["nodeConfig"]
     disk = config.get("diskSizeGb", 100) * DISK_GB_MONTH[config.get("diskType", "pd-balanced")]
     node_monthly = (node_hourly(config, spot_share_of(region)) * HOURS_PER_MONTH + disk) * factor
     usage = replace(USAGE[plan["stack"]], requests_millions=month_millions)
-    minimum_pool = node_count_range(pool)[0] * node_monthly
+    minimum_pool = sum(node_count_range(pool)[0] for pool in model_pools) * node_monthly
     rest = sum(item.low for item in estimate(plan, usage)) - minimum_pool
     return RateSizing(
         rate=rate,

@@ -20,10 +20,11 @@ def resources_of(plan: Mapping[str, Any], type_token: str) -> list[Mapping[str, 
 
 
 def region_of(plan: Mapping[str, Any]) -> str:
-    """The cluster's region (a zonal cluster's location minus its zone letter)."""
+    """The cluster's region (a zonal cluster's location minus its zone letter); with several
+    regions, the stack's own (its first cluster: the registry and config cluster are there)."""
     clusters = resources_of(plan, "gcp:container/cluster:Cluster")
-    if len(clusters) != 1:
-        raise PlanError(f"expected one GKE cluster in the plan, found {len(clusters)}")
+    if not clusters:
+        raise PlanError("expected a GKE cluster in the plan, found none")
     location = clusters[0]["location"]
     return location if location.count("-") == 1 else location.rsplit("-", 1)[0]
 

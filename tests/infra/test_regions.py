@@ -28,6 +28,7 @@ from tests.infra.edge.gateway_features import (
 from tests.infra.google_discovery import check_resource
 from tests.infra.plans import Plan, stack_config
 from tests.infra.test_apis import missing_apis
+from tools import cost
 
 CLUSTER = "gcp:container/cluster:Cluster"
 FEATURE = "gcp:gkehub/feature:Feature"
@@ -269,3 +270,14 @@ def test_each_region_that_serves_nothing_alerts_and_the_uptime_check_spans_conti
             ).problems
             == []
         )
+
+
+def test_make_cost_sizes_a_plan_of_several_regions(two_regions: Plan) -> None:
+    """`make cost` reads a plan of several regions: every region's pools priced, the sizing by
+    the plan's own region count (either region carries the whole peak when the other is lost)."""
+    sizing = cost.size_for_rate(two_regions, 10_000, regions=2)
+    assert (sizing.pods_per_region, sizing.nodes_per_region) == (3140, 1570)
+    clusters = [
+        i for i in cost.estimate(two_regions, cost.USAGE["prod"]) if "GKE cluster" in i.item
+    ]
+    assert len(clusters) == 2
