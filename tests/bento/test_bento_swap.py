@@ -207,7 +207,8 @@ def test_build_names_the_models_missing_from_the_store(
 def test_make_bento_exports_the_image_context_pulumi_builds(bentos: list[BuiltBento]) -> None:
     """What `pulumi up` builds (infra/image.py): the Bento, its models, BentoML's Dockerfile."""
     for bento in bentos:
-        context = REPO_ROOT / image_context(bento.tag)
+        # Named relative to the folder the engine runs the program from (`main`: infra/).
+        context = REPO_ROOT / "infra" / image_context(bento.tag)
         assert (context / DOCKERFILE).is_file()
         assert "FROM " in (context / DOCKERFILE).read_text()
         assert (context / "bento.yaml").is_file()
