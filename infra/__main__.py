@@ -342,6 +342,7 @@ dashboard = ServiceDashboard(
         cluster_name=config.cluster.name,
         namespace=config.workload.namespace,
         log_metrics_visible=[logs.log_metrics_visible],
+        several_regions=config.fleet is not None,
     ),
     opts=on_gcp,
 )

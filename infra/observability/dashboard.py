@@ -25,6 +25,8 @@ class DashboardArgs:
     namespace: str
     log_metrics_visible: Sequence[pulumi.Resource] = ()
     """What the charts of log-based metrics wait for (`LogPipeline.log_metrics_visible`)."""
+    several_regions: bool = False
+    """Add the charts by region (the `location` label of each region's cluster)."""
 
 
 def legend(label: str) -> str:
@@ -166,6 +168,26 @@ def dashboard_json(args: DashboardArgs, title: str) -> dict[str, Any]:
             [promql(quantile(0.95, m.INPUT_CHARS, "model"), legend("model"))],
         ),
         *_track_charts(scope),
+        *(
+            [
+                (
+                    "Requests per second by region",
+                    "req/s",
+                    [promql(rate(m.REQUESTS, "location"), legend("location"))],
+                ),
+                (
+                    "Request latency p99 by region (/v1/moderations)",
+                    "s",
+                    [
+                        promql(
+                            quantile(0.99, m.HTTP_DURATION, "location", **route), legend("location")
+                        )
+                    ],
+                ),
+            ]
+            if args.several_regions
+            else []
+        ),
     ]
     per_row = GRID_COLUMNS // TILE_WIDTH
     tiles = [

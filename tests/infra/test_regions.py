@@ -8,6 +8,7 @@ removed region drained before its pods go."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -304,3 +305,15 @@ def test_every_object_of_several_regions_passes_its_schema(two_regions: Plan) ->
             _validate(obj, version)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as error:
             pytest.fail(f"{obj['kind']} {obj['metadata'].get('name')}: {error}")
+
+
+def test_the_dashboard_charts_requests_and_latency_by_region(two_regions: Plan) -> None:
+    (board,) = two_regions.of_type("gcp:monitoring/dashboard:Dashboard")
+    queries = [
+        data_set["timeSeriesQuery"]["prometheusQuery"]
+        for tile in json.loads(board["inputs"]["dashboardJson"])["mosaicLayout"]["tiles"]
+        for data_set in tile["widget"]["xyChart"]["dataSets"]
+        if "prometheusQuery" in data_set["timeSeriesQuery"]
+    ]
+    assert sum("by (location)" in q or "by (le, location)" in q for q in queries) == 2
+    assert check_resource(board).problems == []
