@@ -143,26 +143,10 @@ class MaintenanceWindow(_Section):
     recurrence: str = "FREQ=WEEKLY;BYDAY=SA,SU"
 
 
-class ClusterConfig(_Section):
-    """The GKE control plane: safer-cluster parity switches that differ per environment."""
+class _Zones(_Section):
+    """The node zones of one cluster, all in one region."""
 
-    name: ResourceName = "moderation"
-    regional: bool = Field(
-        description="Regional control plane (3 zones, SLA) or zonal (one free zonal cluster)."
-    )
     node_zones: Annotated[list[str], Field(min_length=1)]
-    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
-    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = Field(
-        description="Minimum control-plane minor version; Kubernetes objects are validated "
-        "against this version's OpenAPI schema."
-    )
-    master_authorized_networks: list[AuthorizedNetwork] = []
-    maintenance_window: MaintenanceWindow = MaintenanceWindow()
-    deletion_protection: bool
-    binary_authorization: Literal["PROJECT_SINGLETON_POLICY_ENFORCE", "DISABLED"] = (
-        "PROJECT_SINGLETON_POLICY_ENFORCE"
-    )
-    kms_key_rotation_days: Annotated[int, Field(ge=1, le=365)] = 90
 
     @model_validator(mode="after")
     def _zones_in_one_region(self) -> Self:
@@ -175,6 +159,27 @@ class ClusterConfig(_Section):
     def region(self) -> str:
         """The region of the node zones (the stack's `gcp:region`: checked across sections)."""
         return self.node_zones[0].rsplit("-", 1)[0]
+
+
+class ClusterConfig(_Zones):
+    """The GKE control plane: safer-cluster parity switches that differ per environment."""
+
+    name: ResourceName = "moderation"
+    regional: bool = Field(
+        description="Regional control plane (3 zones, SLA) or zonal (one free zonal cluster)."
+    )
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+    kubernetes_version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$")] = Field(
+        description="Minimum control-plane minor version; Kubernetes objects are validated "
+        "against this version's OpenAPI schema."
+    )
+    master_authorized_networks: list[AuthorizedNetwork] = []
+    maintenance_window: MaintenanceWindow = MaintenanceWindow()
+    deletion_protection: bool
+    binary_authorization: Literal["PROJECT_SINGLETON_POLICY_ENFORCE", "DISABLED"] = (
+        "PROJECT_SINGLETON_POLICY_ENFORCE"
+    )
+    kms_key_rotation_days: Annotated[int, Field(ge=1, le=365)] = 90
 
     @property
     def location(self) -> str:
@@ -616,23 +621,11 @@ ACCOUNT_ID_MAX = 30
 """IAM service account ids are 6-30 characters."""
 
 
-class RegionConfig(_Section):
+class RegionConfig(_Zones):
     """One more serving region: its own private cluster (the `cluster` section's switches, these
     zones) on its own subnet of the stack's VPC, hence its own, disjoint address ranges."""
 
-    node_zones: Annotated[list[str], Field(min_length=1)]
     network: NetworkConfig
-
-    @model_validator(mode="after")
-    def _zones_in_one_region(self) -> Self:
-        regions = {zone.rsplit("-", 1)[0] for zone in self.node_zones}
-        if len(regions) != 1:
-            raise ValueError(f"nodeZones must all be in one region, got {self.node_zones}")
-        return self
-
-    @property
-    def region(self) -> str:
-        return self.node_zones[0].rsplit("-", 1)[0]
 
 
 class FleetConfig(_Section):

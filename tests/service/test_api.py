@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from service.categories import CATEGORIES
 from tests.fixtures.catalog import StoredModels
-from tests.fixtures.http import assert_openai_error, metric_samples, metric_value
+from tests.fixtures.http import assert_openai_error, log_line, metric_samples, metric_value
 from tests.fixtures.servers import LIMITS, MAX_BODY_BYTES, RunningServer
 
 pytestmark = pytest.mark.slow
@@ -359,15 +359,8 @@ def test_any_unicode_text_gets_a_well_formed_result(
 
 
 def log_entry(server: RunningServer, client_request_id: str) -> dict:
-    """The JSON log line of the request the client sent with X-Request-ID `client_request_id`
-    (the server flushes each line as it is written)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in server.logs().splitlines():
-            if line.startswith("{") and f'"client_request_id":"{client_request_id}"' in line:
-                return json.loads(line)
-        time.sleep(0.1)
-    raise AssertionError(f"no log line for request {client_request_id}")
+    """The log line of the request the client sent with X-Request-ID `client_request_id`."""
+    return log_line(server, "client_request_id", client_request_id)
 
 
 def test_one_structured_log_line_per_request_in_cloud_logging_shape(server: RunningServer) -> None:

@@ -5,25 +5,12 @@ none of BentoML's own docs files, no client-chosen address in the logs.
 
 from __future__ import annotations
 
-import json
-import time
-
 import pytest
 
-from tests.fixtures.http import assert_openai_error
+from tests.fixtures.http import assert_openai_error, log_line
 from tests.fixtures.servers import RunningServer
 
 pytestmark = pytest.mark.slow
-
-
-def _log_line(server: RunningServer, request_id: str) -> dict:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in server.logs().splitlines():
-            if line.startswith("{") and f'"request_id":"{request_id}"' in line:
-                return json.loads(line)
-        time.sleep(0.1)
-    raise AssertionError(f"no log line for {request_id}")
 
 
 def test_an_unknown_model_name_is_not_sent_back_in_full(server: RunningServer) -> None:
@@ -71,5 +58,5 @@ def test_x_forwarded_for_from_a_local_peer_is_not_taken_as_the_client_address(
         response = client.get(
             "/v1/models", headers={"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "xff"}
         )
-    entry = _log_line(server, response.headers["X-Request-ID"])
+    entry = log_line(server, "request_id", response.headers["X-Request-ID"])
     assert entry["httpRequest"]["remoteIp"] == "127.0.0.1"
