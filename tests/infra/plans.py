@@ -10,6 +10,7 @@ as the engine does, and its docker-build mock checks each image's context where 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import secret_settings
+from infra.config import ConfigError, parse_stack_config, secret_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"
@@ -184,6 +185,15 @@ def stack_config(stack: str) -> dict[str, Any]:
     holds encrypted (`pulumi config set --secret`), at their documented example values."""
     config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     return {**config, **secret_settings()}
+
+
+def config_error(stack: str, change: Callable[[dict[str, Any]], None]) -> str:
+    """The ConfigError message of `stack`'s config after `change`."""
+    config = copy.deepcopy(stack_config(stack))
+    change(config)
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(config)
+    return str(raised.value)
 
 
 @pytest.fixture(scope="session")

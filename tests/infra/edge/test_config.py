@@ -8,22 +8,14 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, parse_stack_config
-from tests.infra.plans import stack_config
+from infra.config import parse_stack_config
+from tests.infra.plans import config_error, stack_config
 
 CANARY = {
     "bento": "moderation:0.2.0",
     "image": "europe-west1-docker.pkg.dev/p/moderation/moderation@sha256:" + "1" * 64,
     "weight": 10,
 }
-
-
-def _error(stack: str, change: Callable[[dict[str, Any]], None]) -> str:
-    config = copy.deepcopy(stack_config(stack))
-    change(config)
-    with pytest.raises(ConfigError) as raised:
-        parse_stack_config(config)
-    return str(raised.value)
 
 
 def _set_canary(**fields: Any) -> Callable[[dict[str, Any]], None]:
@@ -41,7 +33,7 @@ def test_a_canary_is_accepted_with_bento_image_and_weight() -> None:
 
 @pytest.mark.parametrize("weight", [-1, 101])
 def test_canary_weight_must_be_a_percentage(weight: int) -> None:
-    assert "moderation:release.canary.weight" in _error("dev", _set_canary(weight=weight))
+    assert "moderation:release.canary.weight" in config_error("dev", _set_canary(weight=weight))
 
 
 @pytest.mark.parametrize("missing", ["bento", "weight"])
@@ -50,12 +42,12 @@ def test_canary_needs_bento_image_and_weight(missing: str) -> None:
         _set_canary()(config)
         del config["moderation:release"]["canary"][missing]
 
-    message = _error("dev", change)
+    message = config_error("dev", change)
     assert f"moderation:release.canary.{missing}: is required but missing" in message
 
 
 def test_canary_must_be_another_bento_than_stable() -> None:
-    message = _error("prod", _set_canary(bento="moderation:0.1.0"))
+    message = config_error("prod", _set_canary(bento="moderation:0.1.0"))
     assert "canary.bento is the stable Bento moderation:0.1.0" in message
 
 
@@ -69,14 +61,14 @@ def test_canary_must_be_another_bento_than_stable() -> None:
     ],
 )
 def test_api_key_hashes_are_checked_without_echoing_them(hashes: list[str], problem: str) -> None:
-    message = _error("dev", lambda c: c.update({"moderation:apiKeyHashes": hashes}))
+    message = config_error("dev", lambda c: c.update({"moderation:apiKeyHashes": hashes}))
     assert "moderation:apiKeyHashes" in message
     assert problem in message
     assert all(value.removeprefix("sha256:") not in message for value in hashes)
 
 
 def test_api_key_hashes_are_required() -> None:
-    message = _error("prod", lambda c: c.pop("moderation:apiKeyHashes"))
+    message = config_error("prod", lambda c: c.pop("moderation:apiKeyHashes"))
     assert "moderation:apiKeyHashes: is required but missing" in message
 
 
@@ -99,7 +91,7 @@ def test_bad_edge_values_name_their_key(path: tuple[str, ...], value: Any) -> No
             section = section[part]
         section[path[-1]] = value
 
-    assert f"moderation:edge.{'.'.join(path)}" in _error("dev", change)
+    assert f"moderation:edge.{'.'.join(path)}" in config_error("dev", change)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +104,7 @@ def test_bad_edge_values_name_their_key(path: tuple[str, ...], value: Any) -> No
 def test_prod_must_ban_abusive_ips_and_run_adaptive_protection(
     setting: str, value: Any, problem: str
 ) -> None:
-    message = _error("prod", lambda c: c["moderation:edge"]["armor"].update({setting: value}))
+    message = config_error("prod", lambda c: c["moderation:edge"]["armor"].update({setting: value}))
     assert problem in message
 
 
@@ -122,7 +114,7 @@ def test_draining_must_end_before_pods_are_killed() -> None:
         config["moderation:edge"]["connectionDrainingSec"] = 30
 
     assert "edge.connectionDrainingSec 30 is above workload.terminationGraceSeconds 20" in (
-        _error("dev", change)
+        config_error("dev", change)
     )
 
 
@@ -151,7 +143,7 @@ def test_shutdown_must_fit_in_the_grace_period(
         config["moderation:workload"].update(workload)
         config["moderation:edge"].update(edge)
 
-    assert problem in _error("dev", change)
+    assert problem in config_error("dev", change)
 
 
 def test_a_shadow_must_be_another_bento_than_stable() -> None:
@@ -161,10 +153,10 @@ def test_a_shadow_must_be_another_bento_than_stable() -> None:
             "image": CANARY["image"],
         }
 
-    assert "shadow.bento is the stable Bento moderation:0.1.0" in _error("dev", set_shadow)
+    assert "shadow.bento is the stable Bento moderation:0.1.0" in config_error("dev", set_shadow)
 
 
 def test_a_shadow_takes_no_weight() -> None:
     """Its answers never reach clients: there is no share of traffic to give it."""
-    message = _error("dev", lambda c: c["moderation:release"].update(shadow=CANARY))
+    message = config_error("dev", lambda c: c["moderation:release"].update(shadow=CANARY))
     assert "moderation:release.shadow.weight: is not a known setting" in message

@@ -3,22 +3,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, parse_stack_config
-from tests.infra.plans import stack_config
-
-
-def _error(stack: str, change: Callable[[dict[str, Any]], None]) -> str:
-    config = copy.deepcopy(stack_config(stack))
-    change(config)
-    with pytest.raises(ConfigError) as raised:
-        parse_stack_config(config)
-    return str(raised.value)
+from tests.infra.plans import config_error
 
 
 def _observability(config: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +89,6 @@ def _observability(config: dict[str, Any]) -> dict[str, Any]:
 def test_bad_observability_setting_names_its_key(
     stack: str, change: Callable[[dict[str, Any]], None], key: str, problem: str
 ) -> None:
-    message = _error(stack, change)
+    message = config_error(stack, change)
     (line,) = [line.strip() for line in message.splitlines() if problem in line]
     assert line.startswith(f"{key}:")
