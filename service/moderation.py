@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import bentoml
 import numpy as np
 
-from service.backends import LabelScorer, load_scorer
+from service.backends import LabelScorer, inference_layout, load_scorer
 from service.batching import Batcher, BatchLimits
 from service.catalog import Catalog, ModelSpec, model_attribute
 from service.categories import CATEGORIES, Category
@@ -192,6 +192,7 @@ class Moderator:
                 max_queued_texts=settings.max_queued_texts,
             ),
             observe=_observe_batch,
+            lanes=inference_layout().lanes,
         )
 
     def start(self, owner: object) -> None:
