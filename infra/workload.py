@@ -311,6 +311,9 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
             TolerationArgs(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
         )
         limits[GPU_TAINT_KEY] = "1"
+        # One model call at a time: the GPU does the work, and larger batches keep it busy; on a
+        # CPU node the service runs one single-threaded call per thread (service/backends.py).
+        env.append(EnvVarArgs(name="MODERATION_INFERENCE_LANES", value="1"))
     return PodSpecArgs(
         service_account_name=args.service_account_name,
         # Workload Identity goes through the GKE metadata server; no API token in the pod.
