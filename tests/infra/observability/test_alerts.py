@@ -33,6 +33,19 @@ def _policies(plan: dict) -> dict[str, dict]:
     return {p["name"].removeprefix("moderation-"): p["inputs"] for p in plan.of_type(ALERT_POLICY)}
 
 
+def _region_alerts(plan: dict) -> dict[str, str]:
+    """With several regions, each region pages when it serves nothing while the stack serves."""
+    regions = plan.regions
+    return {f"region-silent-{r}": "CRITICAL" for r in regions} if len(regions) > 1 else {}
+
+
+def _runbook_key(plan: dict, key: str) -> str:
+    """The RUNBOOKS entry of a policy key: one per SLO and one for every region's silence."""
+    for region in plan.regions:
+        key = key.removesuffix(f"-{region}")
+    return key.removesuffix("-fast-burn").removesuffix("-slow-burn")
+
+
 def _observability(plan: dict) -> dict:
     return stack_config(plan.stack)["moderation:observability"]
 
@@ -48,7 +61,7 @@ def _labels(plan: dict) -> dict[str, str]:
 
 def test_exactly_the_documented_alerts_exist_with_their_severity(plan: dict) -> None:
     severities = {key: policy["severity"] for key, policy in _policies(plan).items()}
-    assert severities == {**SYMPTOM_ALERTS, **BURN_ALERTS}
+    assert severities == {**SYMPTOM_ALERTS, **BURN_ALERTS, **_region_alerts(plan)}
 
 
 def test_every_alert_notifies_the_channels_configured_for_its_severity(plan: dict) -> None:
@@ -67,7 +80,7 @@ def test_every_alert_notifies_the_channels_configured_for_its_severity(plan: dic
 
 def test_every_alert_carries_its_runbook_and_the_stack_labels(plan: dict) -> None:
     for key, policy in _policies(plan).items():
-        runbook = RUNBOOKS[key.removesuffix("-fast-burn").removesuffix("-slow-burn")]
+        runbook = RUNBOOKS[_runbook_key(plan, key)]
         assert policy["documentation"] == {
             "content": runbook,
             "mimeType": "text/markdown",

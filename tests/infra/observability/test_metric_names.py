@@ -73,17 +73,17 @@ def test_every_metric_the_plan_reads_is_exported_or_enabled(
         if metric["type"] == "Pods"
     }
     assert used, "the plan reads no Prometheus metric at all"
-    enabled = set(
-        plan.one("gcp:container/cluster:Cluster")["inputs"]["monitoringConfig"]["enableComponents"]
-    )
+    clusters = plan.each_region("gcp:container/cluster:Cluster")
     for name in sorted(used):
         metric = CATALOGUE[name]
         if metric.source == "service":
             assert name in exported, (
                 f"{plan.stack}: {name} is read but the service never exports it"
             )
-        else:
-            assert set(m.KUBE_STATE_COMPONENTS) <= enabled, f"{name}: kube-state not enabled"
+            continue
+        for region, cluster in clusters.items():  # every region's cluster must export it
+            enabled = set(cluster["inputs"]["monitoringConfig"]["enableComponents"])
+            assert set(m.KUBE_STATE_COMPONENTS) <= enabled, f"{region}: {name}: kube-state off"
 
 
 def test_promql_selectors_use_catalogued_metrics_and_their_labels(plan: dict) -> None:
