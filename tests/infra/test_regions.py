@@ -287,20 +287,11 @@ def test_make_cost_sizes_a_plan_of_several_regions(two_regions: Plan) -> None:
     assert len(clusters) == 2
 
 
-# GKE installs the `net.gke.io` CRDs with the MCS feature and publishes no schema of them (none
-# found in GKE's docs or public repositories, 2026-12-03): a ServiceExport is a name and a
-# namespace, and the check below holds it to that; only a real cluster validates it further.
-UNPUBLISHED_SCHEMAS = {"ServiceExport"}
-
-
 def test_every_object_of_several_regions_passes_its_schema(two_regions: Plan) -> None:
     """The Gateway, routes and policies with `ServiceImport` references against the Gateway API
     and GKE policy CRD schemas, and the core kinds of every region against Kubernetes'."""
     version = _kubernetes_version("prod")
     for obj in two_regions.kubernetes_objects():
-        if obj["kind"] in UNPUBLISHED_SCHEMAS:
-            assert set(obj) == {"apiVersion", "kind", "metadata"}, obj
-            continue
         try:
             _validate(obj, version)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as error:

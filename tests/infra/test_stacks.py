@@ -84,6 +84,14 @@ CHECKED_TYPES = {
 }
 
 
+# One per stack whatever its regions; every other checked type is one set per serving region.
+STACK_WIDE_TYPES = {
+    "gcp:compute/network:Network",
+    "gcp:binaryauthorization/policy:Policy",
+    "gcp:artifactregistry/repository:Repository",
+}
+
+
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -119,13 +127,30 @@ def _by_identity(plan: Plan) -> dict[tuple[str | None, ...], dict[str, Any]]:
     return keyed
 
 
-def test_both_stacks_declare_the_same_core_resources(plans: dict[str, Plan]) -> None:
-    dev, prod = (
-        Counter(r["type"] for r in plans[stack]["resources"] if r["type"] in CHECKED_TYPES)
-        for stack in ("dev", "prod")
+def _core_counts(plan: Plan, region: str | None) -> Counter[str]:
+    """How many of each checked type the stack declares once (`region` None), or in a region."""
+    return Counter(
+        r["type"]
+        for r in plan["resources"]
+        if r["type"] in CHECKED_TYPES
+        and (
+            r["type"] in STACK_WIDE_TYPES
+            if region is None
+            else r["type"] not in STACK_WIDE_TYPES and plan.region_of(r) == region
+        )
     )
-    assert dev == prod
-    assert dev.keys() == CHECKED_TYPES
+
+
+def test_both_stacks_declare_the_same_core_resources(plans: dict[str, Plan]) -> None:
+    """Once per stack the shared ones, and the same set in each of prod's regions as dev's one."""
+    dev, prod = plans["dev"], plans["prod"]
+    (dev_region,) = dev.regions
+    assert _core_counts(prod, None) == _core_counts(dev, None)
+    assert _core_counts(dev, None).keys() == STACK_WIDE_TYPES
+    regional = _core_counts(dev, dev_region)
+    assert regional.keys() == CHECKED_TYPES - STACK_WIDE_TYPES
+    for region in prod.regions:
+        assert _core_counts(prod, region) == regional, region
 
 
 def test_core_components_differ_only_in_configured_fields(plans: dict[str, Plan]) -> None:
@@ -147,26 +172,33 @@ def test_core_components_differ_only_in_configured_fields(plans: dict[str, Plan]
 
 
 def test_prod_is_the_hardened_highly_available_one(plans: dict[str, Plan]) -> None:
-    def cluster(stack: str) -> dict[str, Any]:
-        return plans[stack].one("gcp:container/cluster:Cluster")["inputs"]
+    """Every prod region against dev's one; prod serves from two regions, dev from one."""
 
-    def model_pool(stack: str) -> dict[str, Any]:
-        return plans[stack].one("gcp:container/nodePool:NodePool", "moderation-model")["inputs"]
+    def each(stack: str, resource_type: str, name: str | None = None) -> dict[str, Any]:
+        found = plans[stack].each_region(resource_type, name)
+        return {region: resource["inputs"] for region, resource in found.items()}
 
-    assert cluster("prod")["deletionProtection"] is True
-    assert cluster("dev")["deletionProtection"] is False
-    assert cluster("prod")["location"] == "europe-west1"  # regional control plane
-    assert cluster("dev")["location"] == "europe-west1-b"  # one zonal, free-tier control plane
-    assert len(model_pool("prod")["nodeLocations"]) == 3
-    assert model_pool("dev")["nodeConfig"]["spot"] is True
-    assert model_pool("prod")["nodeConfig"]["spot"] is False
-    subnets = {s: plans[s].one("gcp:compute/subnetwork:Subnetwork")["inputs"] for s in plans}
-    assert "logConfig" in subnets["prod"] and "logConfig" not in subnets["dev"]
-    hpa = {
-        s: plans[s].one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")["inputs"]["spec"]
-        for s in plans
-    }
-    assert hpa["prod"]["minReplicas"] >= 2 > hpa["dev"]["minReplicas"]
+    assert list(each("dev", "gcp:container/cluster:Cluster")) == ["europe-west1"]
+    assert list(each("prod", "gcp:container/cluster:Cluster")) == ["europe-west1", "us-central1"]
+    (dev_cluster,) = each("dev", "gcp:container/cluster:Cluster").values()
+    assert dev_cluster["deletionProtection"] is False
+    assert dev_cluster["location"] == "europe-west1-b"  # one zonal, free-tier control plane
+    (dev_pool,) = each("dev", "gcp:container/nodePool:NodePool", "moderation-model").values()
+    assert dev_pool["nodeConfig"]["spot"] is True
+    (dev_subnet,) = each("dev", "gcp:compute/subnetwork:Subnetwork").values()
+    assert "logConfig" not in dev_subnet
+    hpa = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+    (dev_hpa,) = each("dev", hpa).values()
+    prod_pools = each("prod", "gcp:container/nodePool:NodePool", "moderation-model")
+    prod_subnets = each("prod", "gcp:compute/subnetwork:Subnetwork")
+    prod_hpas = each("prod", hpa)
+    for region, cluster in each("prod", "gcp:container/cluster:Cluster").items():
+        assert cluster["deletionProtection"] is True, region
+        assert cluster["location"] == region  # regional control plane
+        assert len(prod_pools[region]["nodeLocations"]) == 3, region
+        assert prod_pools[region]["nodeConfig"]["spot"] is False, region
+        assert "logConfig" in prod_subnets[region], region
+        assert prod_hpas[region]["spec"]["minReplicas"] >= 2 > dev_hpa["spec"]["minReplicas"]
 
 
 def test_a_gpu_pool_is_added_by_config_alone(plan_variant: Any) -> None:

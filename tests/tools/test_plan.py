@@ -33,14 +33,15 @@ def test_integral_numbers_are_ints_and_secrets_are_hidden() -> None:
 
 def test_kubeconfig_never_reaches_the_plan_in_plaintext(plan: Plan) -> None:
     assert plan.outputs["kubeconfig"] == REDACTED
-    provider = plan.one("pulumi:providers:kubernetes")
-    assert provider["inputs"]["kubeconfig"] == REDACTED
+    for region, provider in plan.each_region("pulumi:providers:kubernetes").items():
+        assert provider["inputs"]["kubeconfig"] == REDACTED, region
     assert "certificate-authority-data" not in json.dumps(plan)
 
 
 def test_numbers_from_config_arrive_as_ints(plan: Plan) -> None:
-    hpa = plan.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
-    assert isinstance(hpa["inputs"]["spec"]["minReplicas"], int)
+    hpas = plan.each_region("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    for region, hpa in hpas.items():
+        assert isinstance(hpa["inputs"]["spec"]["minReplicas"], int), region
 
 
 def test_the_same_config_gives_the_same_plan_byte_for_byte(plans, plan_variant) -> None:
