@@ -1,10 +1,11 @@
-"""Several regions behind one multi-cluster Gateway (`moderation:fleet`), planned from the prod
-stack with regions added: each region its own cluster, one Gateway of the multi-cluster class on
-the one global address, and the preconditions GKE enforces as dependencies: the fleet features
-before the exports ("no matches for kind ServiceExport" until the MCS feature installed its
-CRD), the exports before the routes and policies that name their imports, the features kept on
-destroy or adopted (one per project), a new region that changes nothing already there, and a
-removed region drained before its pods go."""
+"""Several regions behind one multi-cluster Gateway (`moderation:fleet`), on the committed prod
+stack (europe-west1 and us-central1) and on prod with a third region: each region its own
+cluster, one Gateway of the multi-cluster class on the one global address, and the
+preconditions GKE enforces as dependencies: the fleet features before the exports ("no matches
+for kind ServiceExport" until the MCS feature installed its CRD), the exports before the routes
+and policies that name their imports, the features kept on destroy or adopted (one per
+project), a new region that changes nothing already there, and a removed region drained before
+its pods go."""
 
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def _region(name: str, index: int) -> dict[str, Any]:
         "nodeZones": zones,
         "network": {
             "subnetCidr": f"10.{block}.0.0/20",
-            "podsCidr": f"10.{block + 30}.0.0/16",
-            "servicesCidr": f"10.{block + 60}.0.0/20",
-            "masterCidr": f"172.16.{index + 2}.0/28",
+            "podsCidr": f"10.{block + 10}.0.0/16",
+            "servicesCidr": f"10.{block + 20}.0.0/20",
+            "masterCidr": f"172.16.1.{16 * (index + 1)}/28",  # after prod's 172.16.1.0/28
+            "flowLogs": True,  # as prod's own region
+            "flowLogsSampling": 0.5,
         },
     }
 
@@ -77,8 +80,11 @@ def with_regions(*names: str, features: str = "create") -> Callable[[dict[str, A
 
 
 @pytest.fixture(scope="module")
-def two_regions(plan_variant: Callable[..., Plan]) -> Plan:
-    return plan_variant("prod", with_regions("us-central1"))
+def two_regions(plans: dict[str, Plan]) -> Plan:
+    """The committed prod stack: its own region and us-central1, as `with_regions` adds it."""
+    plan = plans["prod"]
+    assert plan.regions == ["europe-west1", "us-central1"]
+    return plan
 
 
 @pytest.fixture(scope="module")
