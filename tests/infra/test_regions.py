@@ -22,6 +22,7 @@ from infra.apis import FLEET_APIS
 from infra.config import ConfigError, parse_stack_config
 from infra.edge.gateway import MULTI_CLUSTER_GATEWAY_CLASS
 from infra.fleet import INGRESS_FEATURE, SERVICES_FEATURE
+from infra.observability import metrics as m
 from tests.infra.edge.gateway_features import (
     UNMAPPED,
     gateway_features,
@@ -30,6 +31,8 @@ from tests.infra.edge.gateway_features import (
     unsupported,
 )
 from tests.infra.google_discovery import check_resource
+from tests.infra.logging_filter import matches
+from tests.infra.observability_queries import SLO
 from tests.infra.plans import Plan, stack_config
 from tests.infra.test_apis import missing_apis
 from tests.infra.test_kubernetes_schemas import _kubernetes_version, _validate
@@ -314,3 +317,42 @@ def test_the_dashboard_charts_requests_and_latency_by_region(two_regions: Plan) 
     ]
     assert sum("by (location)" in q or "by (le, location)" in q for q in queries) == 2
     assert check_resource(board).problems == []
+
+
+def _series(metric_type: str, location: str) -> dict[str, Any]:
+    """A Managed Prometheus series of the service as Monitoring filters address it
+    (`resource.label.<key>`): the one cluster name, the region it was scraped in."""
+    return {
+        "metric": {"type": metric_type, "label": {"route": "/v1/moderations"}},
+        "resource": {
+            "type": "prometheus_target",
+            "label": {"cluster": "moderation", "namespace": "moderation", "location": location},
+        },
+    }
+
+
+def test_each_region_has_slos_over_its_own_series_only(two_regions: Plan) -> None:
+    """A region's SLOs count that region's requests and no other's; the stack's count all of
+    them, so one region burning its budget alerts even while the stack's average holds."""
+    slos = {s["inputs"]["sloId"]: s["inputs"] for s in two_regions.of_type(SLO)}
+    filters = {
+        "availability": (
+            lambda sli: sli["goodTotalRatio"]["totalServiceFilter"],
+            m.REQUESTS.monitoring_type,
+        ),
+        "latency": (
+            lambda sli: sli["distributionCut"]["distributionFilter"],
+            m.HTTP_DURATION.monitoring_type,
+        ),
+    }
+    regions = two_regions.regions
+    for key, (selected, metric_type) in filters.items():
+        stack_wide = selected(slos[key]["requestBasedSli"])
+        for region in regions:
+            regional = slos[f"{key}-{region}"]
+            assert regional["goal"] == slos[key]["goal"]
+            for location in regions:
+                series = _series(metric_type, location)
+                assert matches(stack_wide, series), (key, location)
+                counted = matches(selected(regional["requestBasedSli"]), series)
+                assert counted is (location == region), (key, region, location)

@@ -376,7 +376,8 @@ PROD_SHARED = (
     + (250 * 90 / 30 - 10) * 0.02  # BigQuery: streaming, 750 GiB kept 90 days
     + 250 * (0.020 + 2 * 0.010 + 11 * 0.004)  # archive 400 days: 1 + 2 + 11 months by class
     + (250 * 2 - 10) / 1024 * 40  # Pub/Sub: published and delivered to the forwarder
-    + 16 * 0.10  # 14 conditions, plus one "serves nothing" per region
+    # 14 conditions, plus per region one "serves nothing" and 8 burn-rate (its own 2 SLOs)
+    + (14 + 2 * (1 + 8)) * 0.10
 )
 
 

@@ -118,13 +118,16 @@ def test_monitoring_filters_use_catalogued_or_declared_metrics(plan: dict) -> No
 def test_latency_slo_threshold_is_a_bucket_bound_of_the_served_histogram(
     plan: dict, exported: dict[str, ExportedFamily]
 ) -> None:
-    """A distribution cut between bucket bounds is silently rounded: keep it on a bound."""
-    (latency,) = [
+    """A distribution cut between bucket bounds is silently rounded: keep it on a bound (the
+    stack's latency SLO and, with several regions, each region's)."""
+    latency_slos = [
         s for s in plan.of_type(SLO) if "distributionCut" in s["inputs"]["requestBasedSli"]
     ]
-    threshold = latency["inputs"]["requestBasedSli"]["distributionCut"]["range"]["max"]
+    assert len(latency_slos) == (len(plan.regions) + 1 if len(plan.regions) > 1 else 1)
     bounds = {float(le) for le in exported[m.HTTP_DURATION.name].label_values["le"]}
-    assert float(threshold) in bounds
+    for latency in latency_slos:
+        threshold = latency["inputs"]["requestBasedSli"]["distributionCut"]["range"]["max"]
+        assert float(threshold) in bounds, latency["name"]
 
 
 @pytest.mark.slow
