@@ -254,6 +254,16 @@ def test_regions_share_one_vpc_so_their_ranges_must_not_overlap() -> None:
         parse_stack_config(config)
 
 
+def test_every_region_logs_its_flows_as_the_stacks_own_region_does() -> None:
+    """Each region's `network` is its own section: one left without flow logs is refused."""
+    config = stack_config("prod")
+    with_regions("us-central1")(config)
+    parse_stack_config(config)
+    del config["moderation:fleet"]["regions"][0]["network"]["flowLogs"]
+    with pytest.raises(ConfigError, match=r"fleet\.regions\[0\]\.network\.flowLogs False"):
+        parse_stack_config(config)
+
+
 def test_each_region_that_serves_nothing_alerts_and_the_uptime_check_spans_continents(
     two_regions: Plan,
 ) -> None:
