@@ -58,7 +58,7 @@ def _names_region(name: str, region: str) -> bool:
     return re.search(rf"-{re.escape(region)}(?=-|$)", name) is not None
 
 
-def _without_region(name: str, region: str) -> str:
+def without_region(name: str, region: str) -> str:
     """A logical name as the stack's own region names it: without `-<region>`."""
     return re.sub(rf"-{re.escape(region)}(?=-|$)", "", name, count=1)
 
@@ -142,7 +142,7 @@ class Plan(dict):
         found: dict[str, list[dict[str, Any]]] = {region: [] for region in self.regions}
         for resource in self.of_type(resource_type):
             region = self.region_of(resource)
-            if name is None or _without_region(resource["name"], region) == name:
+            if name is None or without_region(resource["name"], region) == name:
                 found[region].append(resource)
         counts = {region: len(resources) for region, resources in found.items()}
         assert set(counts.values()) == {1}, f"{self.stack}: {resource_type} {name or ''} {counts}"

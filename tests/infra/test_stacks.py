@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from tests.infra.plans import Plan
+from tests.infra.plans import Plan, without_region
 
 # Inputs of the core components allowed to differ between dev and prod (list indices dropped).
 # Anything else differing is a stack leaking into code, or a config key nobody meant to vary.
@@ -92,6 +92,44 @@ STACK_WIDE_TYPES = {
 }
 
 
+# Inputs of a region's core components allowed to differ from the stack's own region's: where it
+# is (region, zones, address ranges) and the names of its own copies (key, accounts, router).
+# Anything else differing is a region that is not the same hardened copy.
+REGION_DIFFERENCES = {
+    "gcp:compute/router:Router": {"region"},
+    "gcp:compute/routerNat:RouterNat": {"region", "router", "subnetworks.name"},
+    "gcp:compute/subnetwork:Subnetwork": {
+        "region",
+        "ipCidrRange",
+        "secondaryIpRanges.ipCidrRange",
+    },
+    "gcp:container/cluster:Cluster": {
+        "location",
+        "nodeLocations",
+        "subnetwork",
+        "privateClusterConfig.masterIpv4CidrBlock",
+        "databaseEncryption.keyName",
+        "nodePools.nodeConfig.serviceAccount",
+    },
+    "gcp:container/nodePool:NodePool": {
+        "cluster",
+        "location",
+        "nodeLocations",
+        "nodeConfig.serviceAccount",
+    },
+    "gcp:kms/keyRing:KeyRing": {"location"},
+    "gcp:kms/cryptoKey:CryptoKey": {"keyRing"},
+    "gcp:serviceaccount/account:Account": {"accountId"},
+    # Each region's pods mount its own copy of the key hashes, as their own account.
+    "kubernetes:apps/v1:Deployment": {
+        "spec.template.metadata.annotations.moderation.dev/api-keys-revision"
+    },
+    "kubernetes:core/v1:ServiceAccount": {"metadata.annotations.iam.gke.io/gcp-service-account"},
+    # The metrics adapter admits its own cluster's control plane.
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": {"spec.ingress.from.ipBlock.cidr"},
+}
+
+
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -168,6 +206,37 @@ def test_core_components_differ_only_in_configured_fields(plans: dict[str, Plan]
         extra = differing - EXPECTED_DIFFERENCES.get(key[0], set())
         if extra:
             unexpected[key] = sorted(extra)
+    assert not unexpected
+
+
+def test_every_region_is_a_copy_of_the_stacks_own_region_but_where_it_is(
+    plans: dict[str, Plan],
+) -> None:
+    """Each of prod's other regions declares the stack's own region's core components, with
+    the same inputs but for its location, ranges and its own copies' names."""
+    prod = plans["prod"]
+    home, *others = prod.regions
+    assert others, "prod serves from several regions"
+    resources = {(r["type"], r["name"]): r for r in prod["resources"]}
+    checked, unexpected = 0, {}
+    for resource in prod["resources"]:
+        region = prod.region_of(resource)
+        regional = resource["type"] in CHECKED_TYPES - STACK_WIDE_TYPES
+        if not regional or region == home:
+            continue
+        original = resources[(resource["type"], without_region(resource["name"], region))]
+        assert prod.region_of(original) == home, resource["name"]
+        mine, theirs = dict(_leaves(resource["inputs"])), dict(_leaves(original["inputs"]))
+        differing = {
+            re.sub(r"\[\d+\]", "", path)
+            for path in mine.keys() | theirs.keys()
+            if mine.get(path) != theirs.get(path)
+        }
+        extra = differing - REGION_DIFFERENCES.get(resource["type"], set())
+        if extra:
+            unexpected[resource["name"]] = sorted(extra)
+        checked += 1
+    assert checked >= 20
     assert not unexpected
 
 
