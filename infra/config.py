@@ -786,6 +786,16 @@ class StackConfig(_Section):
                             f"{second_key}.{to_camel(field)} overlaps a range of {first_key}: "
                             "the regions share one VPC"
                         )
+        for key, network in ranges[1:]:
+            # Each region's network is its own section: a region left without flow logs
+            # would go unnoticed next to the stack's own, which has them.
+            for field in ("flow_logs", "flow_logs_sampling"):
+                if getattr(network, field) != getattr(self.network, field):
+                    raise ValueError(
+                        f"{key}.{to_camel(field)} {getattr(network, field)} differs from "
+                        f"network.{to_camel(field)} {getattr(self.network, field)}: every "
+                        "region logs its flows as the stack's own region does"
+                    )
         per_region = self.workload.autoscaling.max_replicas * fleet.pod_texts_per_second
         survivors = len(self.regions) - 1
         if survivors * per_region < fleet.peak_texts_per_second:

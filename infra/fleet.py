@@ -99,7 +99,9 @@ class Fleet(pulumi.ComponentResource):
                 project=args.project,
                 role=MCS_IMPORTER_ROLE,
                 member=f"serviceAccount:{args.project}.svc.id.goog[{MCS_IMPORTER}]",
-                opts=child,
+                # `<project>.svc.id.goog` exists once a Workload Identity cluster does: IAM
+                # refuses a binding to it before ("Identity Pool does not exist").
+                opts=child.merge(pulumi.ResourceOptions(depends_on=members)),
             ),
         ]
         if args.config.features == "create":

@@ -34,8 +34,10 @@ from tools.plan_document import (
     HOURS_PER_MONTH,
     PlanError,
     hpa_replica_range,
+    location_region,
     node_count_range,
     region_of,
+    regions_of,
     resources_of,
 )
 
@@ -202,6 +204,8 @@ class LineItem:
     basis: str
     low: float
     high: float
+    region: str | None = None
+    """The serving region it is paid for (cluster, pools, NAT); None: once for the stack."""
 
 
 def machine_shape(machine_type: str) -> MachineShape:
@@ -240,24 +244,42 @@ def node_hourly(node_config: Mapping[str, Any], spot_share: float | None) -> flo
 # --- pricing ----------------------------------------------------------------------------------
 
 
+def pool_region(plan: Mapping[str, Any], pool: Mapping[str, Any]) -> str:
+    """A node pool's region: its location's; without one, the provider's (the stack's own)."""
+    return location_region(pool.get("location") or region_of(plan))
+
+
+@dataclass(frozen=True)
+class RegionPrices:
+    """What a region's compute costs relative to us-central1, and its spot share."""
+
+    factor: float
+    spot_share: float | None
+
+
+def node_monthly(pool: Mapping[str, Any], prices: RegionPrices) -> float:
+    """One node of a pool for a month in its region, boot disk included."""
+    config = pool["nodeConfig"]
+    disk = config.get("diskSizeGb", 100) * DISK_GB_MONTH[config.get("diskType", "pd-balanced")]
+    return (node_hourly(config, prices.spot_share) * HOURS_PER_MONTH + disk) * prices.factor
+
+
 def compute_items(
-    plan: Mapping[str, Any], factor: float, spot_share: float | None
+    plan: Mapping[str, Any], prices: Mapping[str, RegionPrices]
 ) -> Iterable[LineItem]:
     for cluster in resources_of(plan, "gcp:container/cluster:Cluster"):
         fee = GKE_CLUSTER_HOURLY * HOURS_PER_MONTH
-        zonal = cluster["location"].count("-") == 2
-        yield LineItem(
-            "GKE cluster management",
-            "zonal" if zonal else "regional",
-            fee,
-            fee,
-        )
+        region = location_region(cluster["location"])
+        zonal = cluster["location"] != region
+        yield LineItem("GKE cluster management", "zonal" if zonal else "regional", fee, fee, region)
         if zonal:
             yield LineItem(
-                "GKE free tier credit", "one zonal cluster per billing account", -fee, -fee
+                "GKE free tier credit", "one zonal cluster per billing account", -fee, -fee, region
             )
     for pool in resources_of(plan, "gcp:container/nodePool:NodePool"):
         config = pool["nodeConfig"]
+        region = pool_region(plan, pool)
+        factor, spot_share = prices[region].factor, prices[region].spot_share
         low_nodes, high_nodes = node_count_range(pool)
         hourly = node_hourly(config, spot_share) * factor
         family = machine_shape(config["machineType"]).family
@@ -271,6 +293,7 @@ def compute_items(
             f"{low_nodes}-{high_nodes} nodes x {HOURS_PER_MONTH} h x ${hourly:.4f}{terms}",
             low_nodes * hourly * HOURS_PER_MONTH,
             high_nodes * hourly * HOURS_PER_MONTH,
+            region,
         )
         disk_type = config.get("diskType", "pd-balanced")
         disk_gb = config.get("diskSizeGb", 100)
@@ -280,6 +303,7 @@ def compute_items(
             f"{low_nodes}-{high_nodes} x {disk_gb} GB",
             low_nodes * per_node,
             high_nodes * per_node,
+            region,
         )
 
 
@@ -334,7 +358,13 @@ def network_items(plan: Mapping[str, Any], usage: Usage) -> Iterable[LineItem]:
         )
         yield LineItem("Cloud Armor", f"Standard, 1 policy, {rules} rules", cost, cost)
     for nat in resources_of(plan, "gcp:compute/routerNat:RouterNat"):
-        pools = resources_of(plan, "gcp:container/nodePool:NodePool")
+        # A NAT serves the nodes of its own region only (without one: the provider's).
+        nat_region = nat.get("region") or region_of(plan)
+        pools = [
+            pool
+            for pool in resources_of(plan, "gcp:container/nodePool:NodePool")
+            if pool_region(plan, pool) == nat_region
+        ]
         low_vms = sum(node_count_range(pool)[0] for pool in pools)
         high_vms = sum(node_count_range(pool)[1] for pool in pools)
         data = usage.nat_gib * NAT_DATA_PER_GB
@@ -348,6 +378,7 @@ def network_items(plan: Mapping[str, Any], usage: Usage) -> Iterable[LineItem]:
             f"{low_vms}-{high_vms} VMs, {nat_ips(nat, high_vms)} IP, {usage.nat_gib} GiB",
             monthly(low_vms),
             monthly(high_vms),
+            nat_region,
         )
 
 
@@ -459,26 +490,44 @@ def spot_share_of(region: str, override: float | None = None) -> float | None:
     return entry.share if entry else None
 
 
+def region_prices(
+    plan: Mapping[str, Any], spot_share: float | None = None
+) -> dict[str, RegionPrices]:
+    """Each serving region's prices; raises PlanError for a region the tables cannot price.
+    `spot_share` overrides every region's SPOT_SHARES entry."""
+    prices = {}
+    pools = resources_of(plan, "gcp:container/nodePool:NodePool")
+    for region in regions_of(plan):
+        if region not in REGION_FACTORS:
+            raise PlanError(f"no price factor for region {region!r}; add it to REGION_FACTORS")
+        share = spot_share_of(region, spot_share)
+        spot = any(
+            pool["nodeConfig"].get("spot") for pool in pools if pool_region(plan, pool) == region
+        )
+        if share is None and spot:
+            raise PlanError(
+                f"no spot share for region {region!r}: add it to SPOT_SHARES or pass --spot-share"
+            )
+        prices[region] = RegionPrices(REGION_FACTORS[region], share)
+    return prices
+
+
 def estimate(
     plan: Mapping[str, Any], usage: Usage, spot_share: float | None = None
 ) -> list[LineItem]:
-    """Every priced line of a plan; raises PlanError for anything the table cannot price.
-    `spot_share` overrides the region's SPOT_SHARES entry."""
-    region = region_of(plan)
-    if region not in REGION_FACTORS:
-        raise PlanError(f"no price factor for region {region!r}; add it to REGION_FACTORS")
-    factor = REGION_FACTORS[region]
-    share = spot_share_of(region, spot_share)
-    pools = resources_of(plan, "gcp:container/nodePool:NodePool")
-    if share is None and any(pool["nodeConfig"].get("spot") for pool in pools):
-        raise PlanError(
-            f"no spot share for region {region!r}: add it to SPOT_SHARES or pass --spot-share"
-        )
-    return [
-        *compute_items(plan, factor, share),
+    """Every priced line of a plan, each region's at its own prices; raises PlanError for
+    anything the tables cannot price. `spot_share` overrides the SPOT_SHARES entries."""
+    items = [
+        *compute_items(plan, region_prices(plan, spot_share)),
         *network_items(plan, usage),
         *platform_items(plan, usage),
         *observability_items(plan, usage),
+    ]
+    if len(regions_of(plan)) == 1:
+        return items
+    return [
+        replace(item, basis=f"{item.region}: {item.basis}") if item.region else item
+        for item in items
     ]
 
 
@@ -511,27 +560,37 @@ class RateSizing:
     when one region is lost (with one region: the whole peak)."""
 
     rate: float
-    regions: int
+    served_from: tuple[str, ...]
+    """The regions, the plan's first; a what-if beyond the plan's repeats the stack's own."""
     pod_texts_per_s: float
     pods_per_node: int
     pods_per_region: int
     nodes_per_region: int
     mean_nodes_per_region: int
-    node_monthly: float
+    node_monthly: Mapping[str, float]
+    """One model node-month in each region, boot disk included."""
     rest_monthly: float
-    """Everything but the model nodes, at the stack's minimum scale (the plan's estimate)."""
+    """Everything but the model nodes, at minimum scale: the plan's stack-wide lines once and
+    each region's fixed ones (cluster fee, system pool, NAT) per region served."""
+
+    @property
+    def regions(self) -> int:
+        return len(self.served_from)
 
     @property
     def texts_millions_per_month(self) -> float:
         return self.rate * HOURS_PER_MONTH * 3600 / 1e6
 
+    def _model_nodes_monthly(self, nodes_per_region: int) -> float:
+        return sum(nodes_per_region * self.node_monthly[region] for region in self.served_from)
+
     @property
     def monthly_at_mean(self) -> float:
-        return self.regions * self.mean_nodes_per_region * self.node_monthly + self.rest_monthly
+        return self._model_nodes_monthly(self.mean_nodes_per_region) + self.rest_monthly
 
     @property
     def monthly_at_peak_size(self) -> float:
-        return self.regions * self.nodes_per_region * self.node_monthly + self.rest_monthly
+        return self._model_nodes_monthly(self.nodes_per_region) + self.rest_monthly
 
 
 def size_for_rate(plan: Mapping[str, Any], rate: float, regions: int) -> RateSizing:
@@ -543,26 +602,35 @@ def size_for_rate(plan: Mapping[str, Any], rate: float, regions: int) -> RateSiz
     survivors = max(regions - 1, 1)
     pods = math.ceil(sized.peak_texts_per_s / survivors / sized.pod_texts_per_s)
     mean_pods = math.ceil(rate / regions / sized.pod_texts_per_s)
-    region = region_of(plan)
-    factor = REGION_FACTORS[region]
+    plan_regions = regions_of(plan)
+    served = (*plan_regions[:regions], *[plan_regions[0]] * (regions - len(plan_regions)))
+    prices = region_prices(plan)
     pools = resources_of(plan, "gcp:container/nodePool:NodePool")
     machine_type = plan["outputs"]["serving"]["machineType"]
     model_pools = [p for p in pools if p["nodeConfig"]["machineType"] == machine_type]
-    config = model_pools[0]["nodeConfig"]
-    disk = config.get("diskSizeGb", 100) * DISK_GB_MONTH[config.get("diskType", "pd-balanced")]
-    node_monthly = (node_hourly(config, spot_share_of(region)) * HOURS_PER_MONTH + disk) * factor
+    node_month = {region: node_monthly(model_pools[0], prices[region]) for region in plan_regions}
     usage = replace(USAGE[plan["stack"]], requests_millions=month_millions)
-    minimum_pool = sum(node_count_range(pool)[0] for pool in model_pools) * node_monthly
-    rest = sum(item.low for item in estimate(plan, usage)) - minimum_pool
+    items = estimate(plan, usage)
+    fixed = {
+        region: sum(item.low for item in items if item.region == region)
+        - sum(
+            node_count_range(pool)[0] * node_month[region]
+            for pool in model_pools
+            if pool_region(plan, pool) == region
+        )
+        for region in plan_regions
+    }
+    rest = sum(item.low for item in items if item.region is None)
+    rest += sum(fixed[region] for region in served)
     return RateSizing(
         rate=rate,
-        regions=regions,
+        served_from=served,
         pod_texts_per_s=sized.pod_texts_per_s,
         pods_per_node=sized.pods_per_node,
         pods_per_region=pods,
         nodes_per_region=math.ceil(pods / sized.pods_per_node),
         mean_nodes_per_region=math.ceil(mean_pods / sized.pods_per_node),
-        node_monthly=node_monthly,
+        node_monthly=node_month,
         rest_monthly=rest,
     )
 
@@ -573,6 +641,17 @@ def rate_summary(plan: Mapping[str, Any], sizing: RateSizing) -> str:
     at_peak = sizing.monthly_at_peak_size / sizing.texts_millions_per_month
     peak = sizing.rate * PEAK_TO_MEAN
     lost = "with one region lost" if sizing.regions > 1 else "alone"
+    node_months = ", ".join(
+        f"${sizing.node_monthly[region]:,.2f} in {region}"
+        for region in dict.fromkeys(sizing.served_from)
+    )
+    planned = len(regions_of(plan))
+    what_if = (
+        f"; the {sizing.regions - planned} region(s) beyond the plan's {planned} priced as "
+        f"{region_of(plan)}: its cluster fee, system pool and NAT at minimum scale"
+        if sizing.regions > planned
+        else ""
+    )
     return "\n".join(
         [
             f"Sizing for {sizing.rate:g} texts/s sustained (peak {peak:g} texts/s = "
@@ -583,11 +662,11 @@ def rate_summary(plan: Mapping[str, Any], sizing: RateSizing) -> str:
             f"{sizing.nodes_per_region} model nodes per region "
             f"(HPA maxReplicas and pool maxNodes at least that).",
             f"  at the mean rate each region runs {sizing.mean_nodes_per_region} model nodes "
-            f"(${sizing.node_monthly:,.2f} a node-month in {region_of(plan)}, disk included).",
+            f"(a node-month, disk included: {node_months}).",
             f"  monthly: ${sizing.monthly_at_mean:,.0f} autoscaled to the mean, "
             f"${sizing.monthly_at_peak_size:,.0f} held at peak size; the rest of the stack "
             f"${sizing.rest_monthly:,.0f} at minimum scale "
-            f"({sizing.texts_millions_per_month:,.0f}M texts a month).",
+            f"({sizing.texts_millions_per_month:,.0f}M texts a month){what_if}.",
             f"  per million texts: ${per_million:,.2f} autoscaled, ${at_peak:,.2f} at peak size "
             "(one text per request).",
         ]
@@ -621,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot estimate {plan_path}: {error}", file=sys.stderr)
         return 1
     title = (
-        f"Estimated monthly cost of stack {options.stack!r} in {region_of(plan)} "
+        f"Estimated monthly cost of stack {options.stack!r} in {', '.join(regions_of(plan))} "
         f"(list prices as of {PRICES_AS_OF}, {usage.requests_millions:g}M requests, "
         f"{usage.log_gib:g} GiB logs; see tools/cost.py)"
     )

@@ -50,6 +50,9 @@ GET_CLIENT_CONFIG = "gcp:organizations/getClientConfig:getClientConfig"
 MOCK_PROJECT_NUMBER = "123456789012"
 MOCK_CLUSTER_ENDPOINT = "203.0.113.10"
 MOCK_EDGE_IP = "203.0.113.20"
+CLUSTER_TYPE = "gcp:container/cluster:Cluster"
+GATEWAY_TYPE = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+GLOBAL_ADDRESS_TYPE = "gcp:compute/globalAddress:GlobalAddress"
 MOCK_CA_CERTIFICATE = base64.b64encode(b"mock cluster CA certificate").decode()
 
 
@@ -312,9 +315,27 @@ def main(argv: list[str] | None = None) -> int:
         for resource_type, count in sorted(counts.items()):
             print(f"{resource_type:<{width}}  {count}")
     print(f"{sum(counts.values())} resources of {len(counts)} types -> {output}")
+    print(serving_summary(plan))
     warn_about_placeholders(stack_file)
     warn_about_refusals(monitor.refusals)
     return 0
+
+
+def serving_summary(plan: Mapping[str, Any]) -> str:
+    """Where the stack serves from: its clusters, and the Gateway and address in front of them."""
+    clusters = [r["inputs"] for r in plan["resources"] if r["type"] == CLUSTER_TYPE]
+    kinds = {"regional" if c["location"].count("-") == 1 else "zonal" for c in clusters}
+    gateways = [
+        r["inputs"]["spec"]["gatewayClassName"]
+        for r in plan["resources"]
+        if r["type"] == GATEWAY_TYPE
+    ]
+    addresses = sum(r["type"] == GLOBAL_ADDRESS_TYPE for r in plan["resources"])
+    return (
+        f"serving: {len(clusters)} {'/'.join(sorted(kinds))} cluster(s) "
+        f"({', '.join(c['location'] for c in clusters)}) behind {len(gateways)} Gateway(s) "
+        f"({', '.join(gateways)}) on {addresses} global address(es)"
+    )
 
 
 def warn_about_refusals(refusals: list[str]) -> None:

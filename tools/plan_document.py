@@ -19,14 +19,23 @@ def resources_of(plan: Mapping[str, Any], type_token: str) -> list[Mapping[str, 
     return [r["inputs"] for r in plan["resources"] if r["type"] == type_token]
 
 
-def region_of(plan: Mapping[str, Any]) -> str:
-    """The cluster's region (a zonal cluster's location minus its zone letter); with several
-    regions, the stack's own (its first cluster: the registry and config cluster are there)."""
+def location_region(location: str) -> str:
+    """The region of a location: a zone (`europe-west1-b`) less its letter, a region as is."""
+    return location if location.count("-") == 1 else location.rsplit("-", 1)[0]
+
+
+def regions_of(plan: Mapping[str, Any]) -> list[str]:
+    """Every serving region (one cluster each), the stack's own first: its cluster's logical
+    name is the bare one, which sorts before every `<name>-<region>` of the others."""
     clusters = resources_of(plan, "gcp:container/cluster:Cluster")
     if not clusters:
         raise PlanError("expected a GKE cluster in the plan, found none")
-    location = clusters[0]["location"]
-    return location if location.count("-") == 1 else location.rsplit("-", 1)[0]
+    return [location_region(cluster["location"]) for cluster in clusters]
+
+
+def region_of(plan: Mapping[str, Any]) -> str:
+    """The stack's own region (with several, the registry and config cluster are there)."""
+    return regions_of(plan)[0]
 
 
 def node_count_range(pool: Mapping[str, Any]) -> tuple[int, int]:

@@ -431,9 +431,10 @@ class Alerting(pulumi.ComponentResource):
 
     def _slos(self) -> list[gcp.monitoring.AlertPolicy]:
         """An availability and a latency SLO on the service's own metrics, each with a fast-burn
-        (page) and a slow-burn (ticket) alert."""
+        (page) and a slow-burn (ticket) alert: over the whole stack and, with several regions,
+        over each region alone (its `location`), so that one region burning its budget while
+        the others carry the stack's average still alerts."""
         args = self._args
-        slo = args.config.slo
         environment = self._labels["environment"]
         service_id = f"moderation-{environment}"
         service = gcp.monitoring.CustomService(
@@ -449,11 +450,28 @@ class Alerting(pulumi.ComponentResource):
             f'resource.label.cluster="{args.cluster_name}" '
             f'resource.label.namespace="{args.namespace}"'
         )
+        scopes = {"": target} | {
+            f"-{region}": f'{target} resource.label.location="{region}"' for region in args.regions
+        }
+        return [
+            policy
+            for suffix, scope in scopes.items()
+            for policy in self._slo_policies(service, service_id, suffix, scope)
+        ]
+
+    def _slo_policies(
+        self, service: gcp.monitoring.CustomService, service_id: str, suffix: str, target: str
+    ) -> list[gcp.monitoring.AlertPolicy]:
+        """The two SLOs over the series `target` selects (ids end with `suffix`), and their
+        burn-rate alerts."""
+        args = self._args
+        slo = args.config.slo
+        where = f" in {suffix.removeprefix('-')}" if suffix else ""
         requests = f'metric.type="{m.REQUESTS.monitoring_type}" {target}'
         sli_by_key = {
             "availability": (
                 slo.availability_goal,
-                f"{slo.availability_goal:.2%} of requests answered without a 5xx",
+                f"{slo.availability_goal:.2%} of requests answered without a 5xx{where}",
                 gcp.monitoring.SloRequestBasedSliArgs(
                     good_total_ratio=gcp.monitoring.SloRequestBasedSliGoodTotalRatioArgs(
                         total_service_filter=requests,
@@ -463,7 +481,8 @@ class Alerting(pulumi.ComponentResource):
             ),
             "latency": (
                 slo.latency_goal,
-                f"{slo.latency_goal:.2%} of requests within {slo.latency_threshold_seconds}s",
+                f"{slo.latency_goal:.2%} of requests within {slo.latency_threshold_seconds}s"
+                f"{where}",
                 gcp.monitoring.SloRequestBasedSliArgs(
                     distribution_cut=gcp.monitoring.SloRequestBasedSliDistributionCutArgs(
                         distribution_filter=(
@@ -478,7 +497,8 @@ class Alerting(pulumi.ComponentResource):
             ),
         }
         policies = []
-        for key, (goal, display_name, sli) in sli_by_key.items():
+        for sli_key, (goal, display_name, sli) in sli_by_key.items():
+            key = f"{sli_key}{suffix}"
             objective = gcp.monitoring.Slo(
                 f"{self._name}-slo-{key}",
                 project=args.project,
@@ -509,10 +529,10 @@ class Alerting(pulumi.ComponentResource):
                 policies.append(
                     self._policy(
                         f"slo-{key}-{speed}-burn",
-                        f"Moderation API: {key} SLO error budget burning {speed}",
+                        f"Moderation API: {sli_key} SLO error budget burning {speed}{where}",
                         severity,
                         conditions,
-                        RUNBOOKS[f"slo-{key}"],
+                        RUNBOOKS[f"slo-{sli_key}"],
                         depends_on=[objective],
                         combiner="AND",
                     )

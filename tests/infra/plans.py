@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,21 @@ KUBERNETES_API_GROUPS = frozenset(
         "apiregistration.k8s.io",
     }
 )
+
+
+SUBNETWORK = "gcp:compute/subnetwork:Subnetwork"
+KUBERNETES_PROVIDER = "pulumi:providers:kubernetes::"
+
+
+def _names_region(name: str, region: str) -> bool:
+    """Whether a logical name carries a region (`moderation-us-central1-nodes`,
+    `moderation-stable-us-central1`)."""
+    return re.search(rf"-{re.escape(region)}(?=-|$)", name) is not None
+
+
+def without_region(name: str, region: str) -> str:
+    """A logical name as the stack's own region names it: without `-<region>`."""
+    return re.sub(rf"-{re.escape(region)}(?=-|$)", "", name, count=1)
 
 
 class Plan(dict):
@@ -101,6 +117,64 @@ class Plan(dict):
         ]
         assert len(found) == 1, f"{self.stack}: {len(found)} x {kind} {namespace or ''}/{name}"
         return found[0]
+
+    @property
+    def regions(self) -> list[str]:
+        """Every serving region (one subnet each), the stack's own first: its names carry no
+        region, while every other region's names end with or contain `-<region>`."""
+        subnets = {s["inputs"]["region"]: s["name"] for s in self.of_type(SUBNETWORK)}
+        assert subnets, f"{self.stack}: no subnet"
+        return sorted(subnets, key=lambda region: _names_region(subnets[region], region))
+
+    def region_of(self, resource: dict[str, Any]) -> str:
+        """The serving region a resource belongs to: a Kubernetes object's is its cluster's (the
+        provider it is applied through), any other's is the region its name carries, if any."""
+        providers = [d for d in resource["dependencies"] if d.startswith(KUBERNETES_PROVIDER)]
+        name = providers[0].split("::", 1)[1] if providers else resource["name"]
+        named = [region for region in self.regions if _names_region(name, region)]
+        assert len(named) <= 1, f"{self.stack}: {name} names regions {named}"
+        return named[0] if named else self.regions[0]
+
+    def each_region(self, resource_type: str, name: str | None = None) -> dict[str, dict[str, Any]]:
+        """The one resource of a type (and one-region logical name, `name` before the region
+        is added) in each serving region, by region; fails loudly unless every region has
+        exactly one."""
+        found: dict[str, list[dict[str, Any]]] = {region: [] for region in self.regions}
+        for resource in self.of_type(resource_type):
+            region = self.region_of(resource)
+            if name is None or without_region(resource["name"], region) == name:
+                found[region].append(resource)
+        counts = {region: len(resources) for region, resources in found.items()}
+        assert set(counts.values()) == {1}, f"{self.stack}: {resource_type} {name or ''} {counts}"
+        return {region: resources[0] for region, resources in found.items()}
+
+    def in_each_region(self, resource_type: str) -> dict[str, list[dict[str, Any]]]:
+        """Every resource of a type, by serving region; fails loudly if a region has none."""
+        found: dict[str, list[dict[str, Any]]] = {region: [] for region in self.regions}
+        for resource in self.of_type(resource_type):
+            found[self.region_of(resource)].append(resource)
+        empty = [region for region, resources in found.items() if not resources]
+        assert not empty, f"{self.stack}: no {resource_type} in {empty}"
+        return found
+
+    def kubernetes_object_in_each_region(
+        self, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The one Kubernetes object with this kind and metadata name (and namespace) in each
+        region's cluster, by region; fails loudly unless every cluster has exactly one."""
+        found: dict[str, list[dict[str, Any]]] = {region: [] for region in self.regions}
+        for resource in self["resources"]:
+            obj = resource["inputs"]
+            if (
+                resource["type"].startswith("kubernetes:")
+                and obj.get("kind") == kind
+                and obj["metadata"]["name"] == name
+                and namespace in (None, obj["metadata"].get("namespace"))
+            ):
+                found[self.region_of(resource)].append(obj)
+        counts = {region: len(objects) for region, objects in found.items()}
+        assert set(counts.values()) == {1}, f"{self.stack}: {kind} {namespace}/{name} {counts}"
+        return {region: objects[0] for region, objects in found.items()}
 
     def kubernetes_objects(self) -> Iterator[dict[str, Any]]:
         """Every Kubernetes object the program declares, as the API server would receive it."""
@@ -185,6 +259,15 @@ def stack_config(stack: str) -> dict[str, Any]:
     holds encrypted (`pulumi config set --secret`), at their documented example values."""
     config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     return {**config, **secret_settings()}
+
+
+def region_networks(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each serving region's `network` section of a stack config, by region: the stack's own
+    (`gcp:region`) and each of `moderation:fleet.regions`."""
+    networks = {config["gcp:region"]: config["moderation:network"]}
+    for region in config.get("moderation:fleet", {}).get("regions", []):
+        networks[region["nodeZones"][0].rsplit("-", 1)[0]] = region["network"]
+    return networks
 
 
 def config_error(stack: str, change: Callable[[dict[str, Any]], None]) -> str:

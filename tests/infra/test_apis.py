@@ -138,10 +138,11 @@ def test_every_api_the_stack_calls_is_enabled_and_waited_for(plan: Plan) -> None
 
 
 def test_image_streaming_api_is_enabled_before_the_cluster(plan: Plan) -> None:
-    cluster = plan.one(CLUSTER)
-    assert _value(cluster["inputs"], "nodePoolDefaults.nodeConfigDefaults.gcfsConfig.enabled")
     api = plan.one(SERVICE, _service_resource(plan, "containerfilesystem"))
-    assert Plan.address(api) in plan.waits_for(cluster)
+    for region, cluster in plan.each_region(CLUSTER).items():
+        streaming = "nodePoolDefaults.nodeConfigDefaults.gcfsConfig.enabled"
+        assert _value(cluster["inputs"], streaming), region
+        assert Plan.address(api) in plan.waits_for(cluster), region
 
 
 def _service_resource(plan: Plan, api: str) -> str:
@@ -158,7 +159,8 @@ def test_no_api_is_disabled_on_destroy(plan: Plan) -> None:
 
 @pytest.mark.parametrize("api", ["container.googleapis.com", "containerfilesystem.googleapis.com"])
 def test_planted_api_not_enabled_is_caught(plans: dict[str, Plan], api: str) -> None:
-    """Planted: the program no longer enables the API (its Service resource is gone)."""
+    """Planted: the program no longer enables the API (its Service resource is gone); on dev,
+    whose one cluster is the one that calls it."""
     plan = Plan(copy.deepcopy(dict(plans["dev"])))
     gone = {Plan.address(s) for s in plan.of_type(SERVICE) if s["inputs"]["service"] == api}
     plan["resources"] = [r for r in plan["resources"] if Plan.address(r) not in gone]

@@ -77,7 +77,8 @@ def test_dev_keeps_nothing_that_would_stop_destroy(plans: dict[str, Plan]) -> No
 
 def test_prod_keeps_its_data_and_cluster(plans: dict[str, Plan]) -> None:
     prod = plans["prod"]
-    assert prod.one("gcp:container/cluster:Cluster")["inputs"]["deletionProtection"] is True
+    for region, cluster in prod.each_region("gcp:container/cluster:Cluster").items():
+        assert cluster["inputs"]["deletionProtection"] is True, region
     bucket = prod.one("gcp:storage/bucket:Bucket")["inputs"]
     assert bucket["forceDestroy"] is False
     assert bucket["retentionPolicy"]["retentionPeriod"] > 0
@@ -92,9 +93,11 @@ def test_dev_cannot_lock_its_archive() -> None:
 
 def test_the_removed_default_pool_is_not_diffed_or_replaced(plan: Plan) -> None:
     """Its settings only shape the pool GKE deletes right after creating the cluster."""
-    cluster = plan.one("gcp:container/cluster:Cluster")
-    assert cluster["inputs"]["removeDefaultNodePool"] is True
-    ignored = plan.options[Plan.address(cluster)]["ignoreChanges"]
-    assert set(DEFAULT_POOL_ONLY) <= set(ignored)
-    assert set(DEFAULT_POOL_ONLY) <= set(cluster["inputs"])
-    assert "nodeConfig" not in cluster["inputs"]  # deprecated by the API, replaces the cluster
+    for region, cluster in plan.each_region("gcp:container/cluster:Cluster").items():
+        assert cluster["inputs"]["removeDefaultNodePool"] is True, region
+        ignored = plan.options[Plan.address(cluster)]["ignoreChanges"]
+        assert set(DEFAULT_POOL_ONLY) <= set(ignored), region
+        assert set(DEFAULT_POOL_ONLY) <= set(cluster["inputs"]), region
+        assert "nodeConfig" not in cluster["inputs"], (
+            region
+        )  # deprecated by the API, replaces the cluster

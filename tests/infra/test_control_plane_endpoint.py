@@ -56,9 +56,10 @@ def test_each_kept_deprecated_input_has_no_replacement_in_the_provider(problem: 
 
 
 def test_the_endpoint_decision_is_explicit(plan: Plan) -> None:
-    endpoints = plan.one(CLUSTER)["inputs"]["controlPlaneEndpointsConfig"]
-    assert endpoints["ipEndpointsConfig"] == {"enabled": True}
-    assert endpoints["dnsEndpointConfig"]["allowExternalTraffic"] is False
-    networks = plan.one(CLUSTER)["inputs"]["masterAuthorizedNetworksConfig"]
-    assert networks["cidrBlocks"]
-    assert all(block["cidrBlock"] != "0.0.0.0/0" for block in networks["cidrBlocks"])
+    for region, cluster in plan.each_region(CLUSTER).items():
+        endpoints = cluster["inputs"]["controlPlaneEndpointsConfig"]
+        assert endpoints["ipEndpointsConfig"] == {"enabled": True}, region
+        assert endpoints["dnsEndpointConfig"]["allowExternalTraffic"] is False, region
+        networks = cluster["inputs"]["masterAuthorizedNetworksConfig"]
+        assert networks["cidrBlocks"], region
+        assert all(block["cidrBlock"] != "0.0.0.0/0" for block in networks["cidrBlocks"]), region

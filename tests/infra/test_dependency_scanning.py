@@ -24,5 +24,5 @@ def test_registry_scans_every_pushed_image(plan: Plan) -> None:
 
 def test_cluster_checks_workload_posture(plan: Plan) -> None:
     """GKE dropped workload vulnerability scanning (the API deprecates `vulnerabilityMode`)."""
-    posture = plan.one("gcp:container/cluster:Cluster")["inputs"]["securityPostureConfig"]
-    assert posture == {"mode": "BASIC"}
+    for region, cluster in plan.each_region("gcp:container/cluster:Cluster").items():
+        assert cluster["inputs"]["securityPostureConfig"] == {"mode": "BASIC"}, region

@@ -100,18 +100,23 @@ def test_no_fresh_grant_is_relied_on_before_the_wait(plan: Plan) -> None:
 
 
 def test_the_cluster_and_node_pools_wait_for_their_grants(plan: Plan) -> None:
-    kms_grant = Plan.address(plan.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"))
-    assert _waits_through_a_sleep(plan, plan.one("gcp:container/cluster:Cluster"), kms_grant)
-    node_roles = [
-        Plan.address(g)
-        for g in _grants(plan).values()
-        if g["inputs"].get("member", "").startswith("serviceAccount:")
-        and "-nodes@" in g["inputs"]["member"]
-    ]
-    assert node_roles
-    for pool in plan.of_type("gcp:container/nodePool:NodePool"):
-        for grant in node_roles:
-            assert _waits_through_a_sleep(plan, pool, grant), (pool["name"], grant)
+    """In each region: the cluster for its KMS grant, the pools for their node account's."""
+    kms_grants = plan.each_region("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember")
+    node_accounts = plan.each_region("gcp:serviceaccount/account:Account", "moderation-nodes")
+    pools = plan.in_each_region("gcp:container/nodePool:NodePool")
+    for region, cluster in plan.each_region("gcp:container/cluster:Cluster").items():
+        kms_grant = Plan.address(kms_grants[region])
+        assert _waits_through_a_sleep(plan, cluster, kms_grant), region
+        account_id = node_accounts[region]["inputs"]["accountId"]
+        node_roles = [
+            Plan.address(g)
+            for g in _grants(plan).values()
+            if g["inputs"].get("member", "").startswith(f"serviceAccount:{account_id}@")
+        ]
+        assert node_roles, region
+        for pool in pools[region]:
+            for grant in node_roles:
+                assert _waits_through_a_sleep(plan, pool, grant), (pool["name"], grant)
 
 
 def _planted(plan: Plan) -> Plan:
@@ -144,7 +149,8 @@ def test_planted_alert_without_the_wait_is_caught(plans: dict[str, Plan]) -> Non
 
 
 def test_planted_direct_grant_dependency_is_caught(plans: dict[str, Plan]) -> None:
-    """Planted: the cluster depends on its KMS grant directly, as `depends_on` alone would."""
+    """Planted: the cluster depends on its KMS grant directly, as `depends_on` alone would (on
+    dev: one cluster, one grant)."""
     plan = _planted(plans["dev"])
     kms_grant = Plan.address(plan.one("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"))
     cluster = plan.one("gcp:container/cluster:Cluster")

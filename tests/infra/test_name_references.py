@@ -35,14 +35,17 @@ def _strings(value: Any) -> Iterator[str]:
 def _gcp_identifiers(plan: Plan) -> dict[str, set[str]]:
     """What a Kubernetes object can name a GCP resource by -> the resources of that name."""
     found: dict[str, set[str]] = {}
+    # Every region's cluster is in the stack's project: one workload pool, one account domain.
+    (domain,) = {
+        cluster["inputs"]["workloadIdentityConfig"]["workloadPool"].removesuffix(".svc.id.goog")
+        for cluster in plan.each_region("gcp:container/cluster:Cluster").values()
+    }
     for resource in plan["resources"]:
         if not resource["type"].startswith("gcp:"):
             continue
         inputs = resource["inputs"]
         names = [inputs.get(key) for key in ("name", "secretId")]
         if resource["type"] == "gcp:serviceaccount/account:Account":
-            project = plan.one("gcp:container/cluster:Cluster")["inputs"]["workloadIdentityConfig"]
-            domain = project["workloadPool"].removesuffix(".svc.id.goog")
             names.append(f"{inputs['accountId']}@{domain}.iam.gserviceaccount.com")
         for name in names:
             if isinstance(name, str):
@@ -61,9 +64,19 @@ def _object_resources(plan: Plan) -> dict[str, dict[str, Any]]:
 def named_gcp_resources(plan: Plan, obj: dict[str, Any]) -> set[str]:
     """Addresses of the GCP resources a Kubernetes object names in its spec or annotations."""
     identifiers = _gcp_identifiers(plan)
+    by_address = {Plan.address(r): r for r in plan["resources"]}
     inputs = obj["inputs"]
     named = {*_strings(inputs.get("spec", {})), *_strings(inputs["metadata"].get("annotations"))}
-    return set().union(*(identifiers[value] for value in named if value in identifiers))
+
+    def in_its_region(addresses: set[str]) -> set[str]:
+        """A name every region's copy has (the clusters: unique per location) names the copy
+        in the object's own region."""
+        own = {a for a in addresses if plan.region_of(by_address[a]) == plan.region_of(obj)}
+        return own if len(addresses) > 1 and own else addresses
+
+    return set().union(
+        *(in_its_region(identifiers[value]) for value in named if value in identifiers)
+    )
 
 
 def _attached_to(plan: Plan, gateway: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
-"""Several regions behind one multi-cluster Gateway (`moderation:fleet`), planned from the prod
-stack with regions added: each region its own cluster, one Gateway of the multi-cluster class on
-the one global address, and the preconditions GKE enforces as dependencies: the fleet features
-before the exports ("no matches for kind ServiceExport" until the MCS feature installed its
-CRD), the exports before the routes and policies that name their imports, the features kept on
-destroy or adopted (one per project), a new region that changes nothing already there, and a
-removed region drained before its pods go."""
+"""Several regions behind one multi-cluster Gateway (`moderation:fleet`), on the committed prod
+stack (europe-west1 and us-central1) and on prod with a third region: each region its own
+cluster, one Gateway of the multi-cluster class on the one global address, and the
+preconditions GKE enforces as dependencies: the fleet features before the exports ("no matches
+for kind ServiceExport" until the MCS feature installed its CRD), the exports before the routes
+and policies that name their imports, the features kept on destroy or adopted (one per
+project), a new region that changes nothing already there, and a removed region drained before
+its pods go."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from infra.apis import FLEET_APIS
 from infra.config import ConfigError, parse_stack_config
 from infra.edge.gateway import MULTI_CLUSTER_GATEWAY_CLASS
 from infra.fleet import INGRESS_FEATURE, SERVICES_FEATURE
+from infra.observability import metrics as m
 from tests.infra.edge.gateway_features import (
     UNMAPPED,
     gateway_features,
@@ -29,6 +31,8 @@ from tests.infra.edge.gateway_features import (
     unsupported,
 )
 from tests.infra.google_discovery import check_resource
+from tests.infra.logging_filter import matches
+from tests.infra.observability_queries import SLO
 from tests.infra.plans import Plan, stack_config
 from tests.infra.test_apis import missing_apis
 from tests.infra.test_kubernetes_schemas import _kubernetes_version, _validate
@@ -55,9 +59,11 @@ def _region(name: str, index: int) -> dict[str, Any]:
         "nodeZones": zones,
         "network": {
             "subnetCidr": f"10.{block}.0.0/20",
-            "podsCidr": f"10.{block + 30}.0.0/16",
-            "servicesCidr": f"10.{block + 60}.0.0/20",
-            "masterCidr": f"172.16.{index + 2}.0/28",
+            "podsCidr": f"10.{block + 10}.0.0/16",
+            "servicesCidr": f"10.{block + 20}.0.0/20",
+            "masterCidr": f"172.16.1.{16 * (index + 1)}/28",  # after prod's 172.16.1.0/28
+            "flowLogs": True,  # as prod's own region
+            "flowLogsSampling": 0.5,
         },
     }
 
@@ -77,8 +83,11 @@ def with_regions(*names: str, features: str = "create") -> Callable[[dict[str, A
 
 
 @pytest.fixture(scope="module")
-def two_regions(plan_variant: Callable[..., Plan]) -> Plan:
-    return plan_variant("prod", with_regions("us-central1"))
+def two_regions(plans: dict[str, Plan]) -> Plan:
+    """The committed prod stack: its own region and us-central1, as `with_regions` adds it."""
+    plan = plans["prod"]
+    assert plan.regions == ["europe-west1", "us-central1"]
+    return plan
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +254,16 @@ def test_regions_share_one_vpc_so_their_ranges_must_not_overlap() -> None:
         parse_stack_config(config)
 
 
+def test_every_region_logs_its_flows_as_the_stacks_own_region_does() -> None:
+    """Each region's `network` is its own section: one left without flow logs is refused."""
+    config = stack_config("prod")
+    with_regions("us-central1")(config)
+    parse_stack_config(config)
+    del config["moderation:fleet"]["regions"][0]["network"]["flowLogs"]
+    with pytest.raises(ConfigError, match=r"fleet\.regions\[0\]\.network\.flowLogs False"):
+        parse_stack_config(config)
+
+
 def test_each_region_that_serves_nothing_alerts_and_the_uptime_check_spans_continents(
     two_regions: Plan,
 ) -> None:
@@ -287,20 +306,11 @@ def test_make_cost_sizes_a_plan_of_several_regions(two_regions: Plan) -> None:
     assert len(clusters) == 2
 
 
-# GKE installs the `net.gke.io` CRDs with the MCS feature and publishes no schema of them (none
-# found in GKE's docs or public repositories, 2026-12-03): a ServiceExport is a name and a
-# namespace, and the check below holds it to that; only a real cluster validates it further.
-UNPUBLISHED_SCHEMAS = {"ServiceExport"}
-
-
 def test_every_object_of_several_regions_passes_its_schema(two_regions: Plan) -> None:
     """The Gateway, routes and policies with `ServiceImport` references against the Gateway API
     and GKE policy CRD schemas, and the core kinds of every region against Kubernetes'."""
     version = _kubernetes_version("prod")
     for obj in two_regions.kubernetes_objects():
-        if obj["kind"] in UNPUBLISHED_SCHEMAS:
-            assert set(obj) == {"apiVersion", "kind", "metadata"}, obj
-            continue
         try:
             _validate(obj, version)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as error:
@@ -317,3 +327,42 @@ def test_the_dashboard_charts_requests_and_latency_by_region(two_regions: Plan) 
     ]
     assert sum("by (location)" in q or "by (le, location)" in q for q in queries) == 2
     assert check_resource(board).problems == []
+
+
+def _series(metric_type: str, location: str) -> dict[str, Any]:
+    """A Managed Prometheus series of the service as Monitoring filters address it
+    (`resource.label.<key>`): the one cluster name, the region it was scraped in."""
+    return {
+        "metric": {"type": metric_type, "label": {"route": "/v1/moderations"}},
+        "resource": {
+            "type": "prometheus_target",
+            "label": {"cluster": "moderation", "namespace": "moderation", "location": location},
+        },
+    }
+
+
+def test_each_region_has_slos_over_its_own_series_only(two_regions: Plan) -> None:
+    """A region's SLOs count that region's requests and no other's; the stack's count all of
+    them, so one region burning its budget alerts even while the stack's average holds."""
+    slos = {s["inputs"]["sloId"]: s["inputs"] for s in two_regions.of_type(SLO)}
+    filters = {
+        "availability": (
+            lambda sli: sli["goodTotalRatio"]["totalServiceFilter"],
+            m.REQUESTS.monitoring_type,
+        ),
+        "latency": (
+            lambda sli: sli["distributionCut"]["distributionFilter"],
+            m.HTTP_DURATION.monitoring_type,
+        ),
+    }
+    regions = two_regions.regions
+    for key, (selected, metric_type) in filters.items():
+        stack_wide = selected(slos[key]["requestBasedSli"])
+        for region in regions:
+            regional = slos[f"{key}-{region}"]
+            assert regional["goal"] == slos[key]["goal"]
+            for location in regions:
+                series = _series(metric_type, location)
+                assert matches(stack_wide, series), (key, location)
+                counted = matches(selected(regional["requestBasedSli"]), series)
+                assert counted is (location == region), (key, region, location)

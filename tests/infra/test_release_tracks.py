@@ -84,6 +84,26 @@ def _mirrors(rule: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _tracks_by_region(plan: Plan) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each region's release-track Deployments, by metadata name."""
+    return {
+        region: {
+            d["inputs"]["metadata"]["name"]: d["inputs"]
+            for d in deployments
+            if TRACK_LABEL in d["inputs"]["metadata"]["labels"]
+        }
+        for region, deployments in plan.in_each_region(DEPLOYMENT).items()
+    }
+
+
+def _backend_ref(plan: Plan, name: str) -> dict[str, Any]:
+    """How the route names a track's backend: its Service, or with several regions its
+    `ServiceImport` (docs/deploy.md "Serving from several regions")."""
+    if len(plan.regions) > 1:
+        return {"group": "net.gke.io", "kind": "ServiceImport", "name": name, "port": 80}
+    return {"name": name, "port": 80}
+
+
 def _track_objects(plan: Plan, track: str) -> dict[tuple[str, str], dict[str, Any]]:
     """The objects of one track, by (type, logical name), as the engine receives them."""
     return {
@@ -101,12 +121,12 @@ def _policies(plan: Plan) -> dict[str, dict[str, Any]]:
 
 
 def test_shadow_runs_its_own_image_and_gets_a_copy_of_every_api_request(shadow_plan: Plan) -> None:
-    deployments = _deployments(shadow_plan)
-    assert set(deployments) == {"moderation-stable", "moderation-shadow"}
-    shadow = deployments["moderation-shadow"]["spec"]["template"]
-    assert shadow["spec"]["containers"][0]["image"] == CANDIDATE["image"]
+    for region, deployments in _tracks_by_region(shadow_plan).items():
+        assert set(deployments) == {"moderation-stable", "moderation-shadow"}, region
+        shadow = deployments["moderation-shadow"]["spec"]["template"]
+        assert shadow["spec"]["containers"][0]["image"] == CANDIDATE["image"], region
     (api_rule, health_rule) = _rules(shadow_plan)
-    assert _mirrors(api_rule) == [{"name": "moderation-shadow", "port": 80}]
+    assert _mirrors(api_rule) == [_backend_ref(shadow_plan, "moderation-shadow")]
     assert _mirrors(health_rule) == []  # the uptime check's probes are not copied
 
 
@@ -149,17 +169,20 @@ def test_the_shadow_backend_gets_the_same_armor_logging_and_health_check(
 
 
 def test_every_series_carries_its_pods_track_and_bento_version(shadow_plan: Plan) -> None:
-    monitoring = shadow_plan.one("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
-    copied = {
-        label["from"]: label["to"]
-        for label in monitoring["inputs"]["spec"]["targetLabels"]["fromPod"]
-    }
-    assert copied == {TRACK_LABEL: m.TRACK, VERSION_LABEL: m.VERSION}
+    scrapes = shadow_plan.each_region("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
+    tracks = _tracks_by_region(shadow_plan)
     bentos = {"moderation-stable": "moderation:0.1.0", "moderation-shadow": CANDIDATE["bento"]}
-    for name, deployment in _deployments(shadow_plan).items():
-        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert pod_labels[TRACK_LABEL] == name.removeprefix("moderation-")
-        assert pod_labels[VERSION_LABEL] == bentos[name].partition(":")[2]
+    for region, monitoring in scrapes.items():
+        copied = {
+            label["from"]: label["to"]
+            for label in monitoring["inputs"]["spec"]["targetLabels"]["fromPod"]
+        }
+        assert copied == {TRACK_LABEL: m.TRACK, VERSION_LABEL: m.VERSION}, region
+        assert set(tracks[region]) == set(bentos), region
+        for name, deployment in tracks[region].items():
+            pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+            assert pod_labels[TRACK_LABEL] == name.removeprefix("moderation-"), region
+            assert pod_labels[VERSION_LABEL] == bentos[name].partition(":")[2], region
 
 
 def test_the_dashboard_compares_tracks_on_flags_scores_errors_and_latency(plan: Plan) -> None:

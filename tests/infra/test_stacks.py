@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from tests.infra.plans import Plan
+from tests.infra.plans import Plan, without_region
 
 # Inputs of the core components allowed to differ between dev and prod (list indices dropped).
 # Anything else differing is a stack leaking into code, or a config key nobody meant to vary.
@@ -84,6 +84,52 @@ CHECKED_TYPES = {
 }
 
 
+# One per stack whatever its regions; every other checked type is one set per serving region.
+STACK_WIDE_TYPES = {
+    "gcp:compute/network:Network",
+    "gcp:binaryauthorization/policy:Policy",
+    "gcp:artifactregistry/repository:Repository",
+}
+
+
+# Inputs of a region's core components allowed to differ from the stack's own region's: where it
+# is (region, zones, address ranges) and the names of its own copies (key, accounts, router).
+# Anything else differing is a region that is not the same hardened copy.
+REGION_DIFFERENCES = {
+    "gcp:compute/router:Router": {"region"},
+    "gcp:compute/routerNat:RouterNat": {"region", "router", "subnetworks.name"},
+    "gcp:compute/subnetwork:Subnetwork": {
+        "region",
+        "ipCidrRange",
+        "secondaryIpRanges.ipCidrRange",
+    },
+    "gcp:container/cluster:Cluster": {
+        "location",
+        "nodeLocations",
+        "subnetwork",
+        "privateClusterConfig.masterIpv4CidrBlock",
+        "databaseEncryption.keyName",
+        "nodePools.nodeConfig.serviceAccount",
+    },
+    "gcp:container/nodePool:NodePool": {
+        "cluster",
+        "location",
+        "nodeLocations",
+        "nodeConfig.serviceAccount",
+    },
+    "gcp:kms/keyRing:KeyRing": {"location"},
+    "gcp:kms/cryptoKey:CryptoKey": {"keyRing"},
+    "gcp:serviceaccount/account:Account": {"accountId"},
+    # Each region's pods mount its own copy of the key hashes, as their own account.
+    "kubernetes:apps/v1:Deployment": {
+        "spec.template.metadata.annotations.moderation.dev/api-keys-revision"
+    },
+    "kubernetes:core/v1:ServiceAccount": {"metadata.annotations.iam.gke.io/gcp-service-account"},
+    # The metrics adapter admits its own cluster's control plane.
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": {"spec.ingress.from.ipBlock.cidr"},
+}
+
+
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
@@ -119,13 +165,30 @@ def _by_identity(plan: Plan) -> dict[tuple[str | None, ...], dict[str, Any]]:
     return keyed
 
 
-def test_both_stacks_declare_the_same_core_resources(plans: dict[str, Plan]) -> None:
-    dev, prod = (
-        Counter(r["type"] for r in plans[stack]["resources"] if r["type"] in CHECKED_TYPES)
-        for stack in ("dev", "prod")
+def _core_counts(plan: Plan, region: str | None) -> Counter[str]:
+    """How many of each checked type the stack declares once (`region` None), or in a region."""
+    return Counter(
+        r["type"]
+        for r in plan["resources"]
+        if r["type"] in CHECKED_TYPES
+        and (
+            r["type"] in STACK_WIDE_TYPES
+            if region is None
+            else r["type"] not in STACK_WIDE_TYPES and plan.region_of(r) == region
+        )
     )
-    assert dev == prod
-    assert dev.keys() == CHECKED_TYPES
+
+
+def test_both_stacks_declare_the_same_core_resources(plans: dict[str, Plan]) -> None:
+    """Once per stack the shared ones, and the same set in each of prod's regions as dev's one."""
+    dev, prod = plans["dev"], plans["prod"]
+    (dev_region,) = dev.regions
+    assert _core_counts(prod, None) == _core_counts(dev, None)
+    assert _core_counts(dev, None).keys() == STACK_WIDE_TYPES
+    regional = _core_counts(dev, dev_region)
+    assert regional.keys() == CHECKED_TYPES - STACK_WIDE_TYPES
+    for region in prod.regions:
+        assert _core_counts(prod, region) == regional, region
 
 
 def test_core_components_differ_only_in_configured_fields(plans: dict[str, Plan]) -> None:
@@ -146,27 +209,65 @@ def test_core_components_differ_only_in_configured_fields(plans: dict[str, Plan]
     assert not unexpected
 
 
+def test_every_region_is_a_copy_of_the_stacks_own_region_but_where_it_is(
+    plans: dict[str, Plan],
+) -> None:
+    """Each of prod's other regions declares the stack's own region's core components, with
+    the same inputs but for its location, ranges and its own copies' names."""
+    prod = plans["prod"]
+    home, *others = prod.regions
+    assert others, "prod serves from several regions"
+    resources = {(r["type"], r["name"]): r for r in prod["resources"]}
+    checked, unexpected = 0, {}
+    for resource in prod["resources"]:
+        region = prod.region_of(resource)
+        regional = resource["type"] in CHECKED_TYPES - STACK_WIDE_TYPES
+        if not regional or region == home:
+            continue
+        original = resources[(resource["type"], without_region(resource["name"], region))]
+        assert prod.region_of(original) == home, resource["name"]
+        mine, theirs = dict(_leaves(resource["inputs"])), dict(_leaves(original["inputs"]))
+        differing = {
+            re.sub(r"\[\d+\]", "", path)
+            for path in mine.keys() | theirs.keys()
+            if mine.get(path) != theirs.get(path)
+        }
+        extra = differing - REGION_DIFFERENCES.get(resource["type"], set())
+        if extra:
+            unexpected[resource["name"]] = sorted(extra)
+        checked += 1
+    assert checked >= 20
+    assert not unexpected
+
+
 def test_prod_is_the_hardened_highly_available_one(plans: dict[str, Plan]) -> None:
-    def cluster(stack: str) -> dict[str, Any]:
-        return plans[stack].one("gcp:container/cluster:Cluster")["inputs"]
+    """Every prod region against dev's one; prod serves from two regions, dev from one."""
 
-    def model_pool(stack: str) -> dict[str, Any]:
-        return plans[stack].one("gcp:container/nodePool:NodePool", "moderation-model")["inputs"]
+    def each(stack: str, resource_type: str, name: str | None = None) -> dict[str, Any]:
+        found = plans[stack].each_region(resource_type, name)
+        return {region: resource["inputs"] for region, resource in found.items()}
 
-    assert cluster("prod")["deletionProtection"] is True
-    assert cluster("dev")["deletionProtection"] is False
-    assert cluster("prod")["location"] == "europe-west1"  # regional control plane
-    assert cluster("dev")["location"] == "europe-west1-b"  # one zonal, free-tier control plane
-    assert len(model_pool("prod")["nodeLocations"]) == 3
-    assert model_pool("dev")["nodeConfig"]["spot"] is True
-    assert model_pool("prod")["nodeConfig"]["spot"] is False
-    subnets = {s: plans[s].one("gcp:compute/subnetwork:Subnetwork")["inputs"] for s in plans}
-    assert "logConfig" in subnets["prod"] and "logConfig" not in subnets["dev"]
-    hpa = {
-        s: plans[s].one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")["inputs"]["spec"]
-        for s in plans
-    }
-    assert hpa["prod"]["minReplicas"] >= 2 > hpa["dev"]["minReplicas"]
+    assert list(each("dev", "gcp:container/cluster:Cluster")) == ["europe-west1"]
+    assert list(each("prod", "gcp:container/cluster:Cluster")) == ["europe-west1", "us-central1"]
+    (dev_cluster,) = each("dev", "gcp:container/cluster:Cluster").values()
+    assert dev_cluster["deletionProtection"] is False
+    assert dev_cluster["location"] == "europe-west1-b"  # one zonal, free-tier control plane
+    (dev_pool,) = each("dev", "gcp:container/nodePool:NodePool", "moderation-model").values()
+    assert dev_pool["nodeConfig"]["spot"] is True
+    (dev_subnet,) = each("dev", "gcp:compute/subnetwork:Subnetwork").values()
+    assert "logConfig" not in dev_subnet
+    hpa = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+    (dev_hpa,) = each("dev", hpa).values()
+    prod_pools = each("prod", "gcp:container/nodePool:NodePool", "moderation-model")
+    prod_subnets = each("prod", "gcp:compute/subnetwork:Subnetwork")
+    prod_hpas = each("prod", hpa)
+    for region, cluster in each("prod", "gcp:container/cluster:Cluster").items():
+        assert cluster["deletionProtection"] is True, region
+        assert cluster["location"] == region  # regional control plane
+        assert len(prod_pools[region]["nodeLocations"]) == 3, region
+        assert prod_pools[region]["nodeConfig"]["spot"] is False, region
+        assert "logConfig" in prod_subnets[region], region
+        assert prod_hpas[region]["spec"]["minReplicas"] >= 2 > dev_hpa["spec"]["minReplicas"]
 
 
 def test_a_gpu_pool_is_added_by_config_alone(plan_variant: Any) -> None:

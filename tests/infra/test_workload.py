@@ -10,20 +10,33 @@ import pytest
 
 from infra.observability.metrics_adapter import NAME, NAMESPACE
 from tests.infra.network_policy import Peer, allows, pod
-from tests.infra.plans import Plan, stack_config
+from tests.infra.plans import Plan, region_networks, stack_config
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 APP_SELECTOR = {"app.kubernetes.io/name": "moderation"}
 
 
-def _model_deployments(plan: Plan) -> list[dict[str, Any]]:
-    found = [
-        d["inputs"]
-        for d in plan.of_type(DEPLOYMENT)
-        if d["inputs"]["spec"]["selector"]["matchLabels"].items() >= APP_SELECTOR.items()
-    ]
-    assert found, "no Deployment of the Bento"
+def _model_deployments_by_region(plan: Plan) -> dict[str, list[dict[str, Any]]]:
+    """The Bento's Deployments (one per release track) in each serving region's cluster."""
+    found = {
+        region: [
+            d["inputs"]
+            for d in deployments
+            if d["inputs"]["spec"]["selector"]["matchLabels"].items() >= APP_SELECTOR.items()
+        ]
+        for region, deployments in plan.in_each_region(DEPLOYMENT).items()
+    }
+    missing = [region for region, deployments in found.items() if not deployments]
+    assert not missing, f"no Deployment of the Bento in {missing}"
     return found
+
+
+def _model_deployments(plan: Plan) -> list[dict[str, Any]]:
+    """The Bento's Deployments of every region (each region has at least one)."""
+    return [d for deployments in _model_deployments_by_region(plan).values() for d in deployments]
 
 
 def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +64,11 @@ def test_pods_run_non_root_read_only_without_capabilities(plan: Plan) -> None:
 
 
 def test_namespace_enforces_the_restricted_pod_security_standard(plan: Plan) -> None:
-    namespace = plan.kubernetes_object("Namespace", "moderation")
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for region, namespace in plan.kubernetes_object_in_each_region(
+        "Namespace", "moderation"
+    ).items():
+        labels = namespace["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted", region
 
 
 def test_probes_use_the_health_endpoints(plan: Plan) -> None:
@@ -155,29 +171,30 @@ def test_autoscaler_serving_signal_is_the_moderation_in_flight_gauge(plan: Plan)
         assert pods["target"]["type"] == "AverageValue"
 
 
-def test_every_deployment_has_a_service_hpa_and_pdb(plan: Plan) -> None:
-    for deployment in _model_deployments(plan):
-        name, selector = (
-            deployment["metadata"]["name"],
-            deployment["spec"]["selector"]["matchLabels"],
-        )
-        services = [
-            s["inputs"]
-            for s in plan.of_type("kubernetes:core/v1:Service")
-            if s["inputs"]["spec"].get("selector") == selector
-        ]
-        assert len(services) == 1, name
-        targets = [
-            h["inputs"]["spec"]["scaleTargetRef"]["name"]
-            for h in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
-        ]
-        assert targets.count(name) == 1
-        budgets = [
-            p["inputs"]["spec"]
-            for p in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")
-            if p["inputs"]["spec"]["selector"]["matchLabels"] == selector
-        ]
-        assert len(budgets) == 1, name
+def _specs(plan: Plan, resource_type: str, region: str) -> list[dict[str, Any]]:
+    """The specs of a type's Kubernetes objects in one region's cluster."""
+    return [r["inputs"]["spec"] for r in plan.in_each_region(resource_type)[region]]
+
+
+def test_every_deployment_has_a_service_hpa_and_pdb_in_its_own_cluster(plan: Plan) -> None:
+    for region, deployments in _model_deployments_by_region(plan).items():
+        for deployment in deployments:
+            name, selector = (
+                deployment["metadata"]["name"],
+                deployment["spec"]["selector"]["matchLabels"],
+            )
+            services = [
+                spec for spec in _specs(plan, SERVICE, region) if spec.get("selector") == selector
+            ]
+            assert len(services) == 1, (region, name)
+            targets = [spec["scaleTargetRef"]["name"] for spec in _specs(plan, HPA, region)]
+            assert targets.count(name) == 1, (region, name)
+            budgets = [
+                spec
+                for spec in _specs(plan, PDB, region)
+                if spec["selector"]["matchLabels"] == selector
+            ]
+            assert len(budgets) == 1, (region, name)
 
 
 def disruptions_allowed(budget: dict[str, Any], healthy_pods: int) -> int:
@@ -199,28 +216,29 @@ def disruptions_allowed(budget: dict[str, Any], healthy_pods: int) -> int:
 
 def test_disruption_budget_lets_drains_evict_one_pod_at_a_time_at_every_scale(plan: Plan) -> None:
     """A node drain (upgrade, scale-down) never blocks, even at one replica, nor takes two pods."""
-    for deployment in _model_deployments(plan):
-        name = deployment["metadata"]["name"]
-        selector = deployment["spec"]["selector"]["matchLabels"]
-        (budget,) = [
-            p["inputs"]["spec"]
-            for p in plan.of_type("kubernetes:policy/v1:PodDisruptionBudget")
-            if p["inputs"]["spec"]["selector"]["matchLabels"] == selector
-        ]
-        (scaling,) = [
-            h["inputs"]["spec"]
-            for h in plan.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
-            if h["inputs"]["spec"]["scaleTargetRef"]["name"] == name
-        ]
-        for replicas in range(scaling["minReplicas"], scaling["maxReplicas"] + 1):
-            assert disruptions_allowed(budget, replicas) == 1, (name, replicas)
+    for region, deployments in _model_deployments_by_region(plan).items():
+        for deployment in deployments:
+            name = deployment["metadata"]["name"]
+            selector = deployment["spec"]["selector"]["matchLabels"]
+            (budget,) = [
+                spec
+                for spec in _specs(plan, PDB, region)
+                if spec["selector"]["matchLabels"] == selector
+            ]
+            (scaling,) = [
+                spec for spec in _specs(plan, HPA, region) if spec["scaleTargetRef"]["name"] == name
+            ]
+            for replicas in range(scaling["minReplicas"], scaling["maxReplicas"] + 1):
+                assert disruptions_allowed(budget, replicas) == 1, (region, name, replicas)
 
 
-def _model_network_policy(plan: Plan) -> dict[str, Any]:
-    policy = plan.kubernetes_object("NetworkPolicy", "moderation", "moderation")
-    # It must apply to the model pods, and filter both directions.
-    assert policy["spec"]["podSelector"]["matchLabels"] == APP_SELECTOR
-    return policy
+def _model_network_policies(plan: Plan) -> dict[str, dict[str, Any]]:
+    """The model pods' NetworkPolicy in each region's cluster."""
+    policies = plan.kubernetes_object_in_each_region("NetworkPolicy", "moderation", "moderation")
+    for policy in policies.values():
+        # It must apply to the model pods, and filter both directions.
+        assert policy["spec"]["podSelector"]["matchLabels"] == APP_SELECTOR
+    return policies
 
 
 @pytest.mark.parametrize(
@@ -238,7 +256,8 @@ def _model_network_policy(plan: Plan) -> dict[str, Any]:
 def test_network_policy_admits_only_load_balancers_and_metrics_scrapes(
     plan: Plan, peer: Peer, admitted: bool
 ) -> None:
-    assert allows(_model_network_policy(plan), "ingress", peer) is admitted
+    for region, policy in _model_network_policies(plan).items():
+        assert allows(policy, "ingress", peer) is admitted, region
 
 
 @pytest.mark.parametrize(
@@ -263,19 +282,24 @@ def test_model_pods_reach_only_dns_and_the_metadata_server(
     plan: Plan, peer: Peer, admitted: bool
 ) -> None:
     """Models are in the image, keys come through the CSI driver, logs go to stdout."""
-    assert allows(_model_network_policy(plan), "egress", peer) is admitted
+    for region, policy in _model_network_policies(plan).items():
+        assert allows(policy, "egress", peer) is admitted, region
 
 
 def test_the_metrics_adapter_is_isolated_too(plan: Plan) -> None:
-    policy = plan.kubernetes_object("NetworkPolicy", NAME, NAMESPACE)
-    control_plane = stack_config(plan.stack)["moderation:network"]["masterCidr"]
-    first_address = str(next(ipaddress.IPv4Network(control_plane).hosts()))
-    assert allows(policy, "ingress", Peer(first_address, 443))
-    assert allows(policy, "ingress", pod("kube-system", 443, **{"k8s-app": "konnectivity"}))
-    assert not allows(policy, "ingress", Peer("203.0.113.9", 443))
-    assert not allows(policy, "ingress", pod("moderation", 443))
-    assert allows(policy, "egress", Peer("142.250.74.10", 443))  # Cloud Monitoring
-    assert not allows(policy, "egress", Peer("142.250.74.10", 80))
+    """Each region's adapter admits its own cluster's control plane (ranges differ by region)."""
+    networks = region_networks(stack_config(plan.stack))
+    for region, policy in plan.kubernetes_object_in_each_region(
+        "NetworkPolicy", NAME, NAMESPACE
+    ).items():
+        control_plane = networks[region]["masterCidr"]
+        first_address = str(next(ipaddress.IPv4Network(control_plane).hosts()))
+        assert allows(policy, "ingress", Peer(first_address, 443)), region
+        assert allows(policy, "ingress", pod("kube-system", 443, **{"k8s-app": "konnectivity"}))
+        assert not allows(policy, "ingress", Peer("203.0.113.9", 443)), region
+        assert not allows(policy, "ingress", pod("moderation", 443)), region
+        assert allows(policy, "egress", Peer("142.250.74.10", 443)), region  # Cloud Monitoring
+        assert not allows(policy, "egress", Peer("142.250.74.10", 80)), region
 
 
 def test_the_policy_evaluator_is_not_vacuous() -> None:
@@ -299,25 +323,36 @@ def test_request_logs_can_name_the_projects_trace(plan: Plan) -> None:
 
 
 def test_workload_identity_binds_the_kubernetes_account_to_the_gcp_account(plan: Plan) -> None:
-    account = plan.kubernetes_object("ServiceAccount", "moderation", "moderation")
-    annotation = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
-    assert annotation == plan.outputs["workloadServiceAccount"]
+    """In each region, the pods' Kubernetes account is bound to that region's GCP account."""
     project = plan.outputs["registryUrl"].split("/")[1]
-    namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
-    members = {
-        binding["inputs"]["member"]
-        for binding in plan.of_type("gcp:serviceaccount/iAMMember:IAMMember")
-        if binding["inputs"]["role"] == "roles/iam.workloadIdentityUser"
-    }
-    assert f"serviceAccount:{project}.svc.id.goog[{namespace}/{name}]" in members
-    for deployment in _model_deployments(plan):
-        assert _pod(deployment)["serviceAccountName"] == name
+    accounts = plan.kubernetes_object_in_each_region("ServiceAccount", "moderation", "moderation")
+    gcp_accounts = plan.each_region("gcp:serviceaccount/account:Account", "moderation-gsa")
+    bindings = plan.each_region(
+        "gcp:serviceaccount/iAMMember:IAMMember", "moderation-workload-identity"
+    )
+    deployments = _model_deployments_by_region(plan)
+    assert (
+        accounts[plan.regions[0]]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+        == plan.outputs["workloadServiceAccount"]
+    )
+    for region, account in accounts.items():
+        email = f"{gcp_accounts[region]['inputs']['accountId']}@{project}.iam.gserviceaccount.com"
+        assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == email
+        namespace, name = account["metadata"]["namespace"], account["metadata"]["name"]
+        binding = bindings[region]["inputs"]
+        assert binding["role"] == "roles/iam.workloadIdentityUser"
+        assert binding["member"] == f"serviceAccount:{project}.svc.id.goog[{namespace}/{name}]"
+        assert binding["serviceAccountId"] == f"projects/{project}/serviceAccounts/{email}"
+        for deployment in deployments[region]:
+            assert _pod(deployment)["serviceAccountName"] == name, region
 
 
 def test_managed_prometheus_scrapes_metrics(plan: Plan) -> None:
-    monitoring = plan.one("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")["inputs"]
-    assert monitoring["spec"]["selector"]["matchLabels"] == APP_SELECTOR
-    assert monitoring["spec"]["endpoints"][0]["path"] == "/metrics"
+    scrapes = plan.each_region("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
+    for region, monitoring in scrapes.items():
+        spec = monitoring["inputs"]["spec"]
+        assert spec["selector"]["matchLabels"] == APP_SELECTOR, region
+        assert spec["endpoints"][0]["path"] == "/metrics", region
 
 
 def test_the_per_key_rate_limit_comes_from_the_stack(plan: Plan) -> None:

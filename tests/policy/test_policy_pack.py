@@ -30,6 +30,8 @@ POLICIES = {policy.name: policy for policy in policies()}
 CLUSTER = "gcp:container/cluster:Cluster"
 NODE_POOL = "gcp:container/nodePool:NodePool"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+REGIONAL_TYPES = frozenset({CLUSTER, NODE_POOL, DEPLOYMENT})
+"""Declared once per serving region; every other type the breakages use is one per stack."""
 
 
 def _violations(
@@ -154,14 +156,23 @@ def test_every_policy_has_a_breakage() -> None:
     assert set(BREAKAGES) == set(POLICIES)
 
 
+def _copies(plan: Plan, resource_type: str, name: str | None) -> dict[str, dict[str, Any]]:
+    """Each region's copy of a regional resource, or the stack's one copy of any other."""
+    if resource_type in REGIONAL_TYPES:
+        return plan.each_region(resource_type, name)
+    return {"stack": plan.one(resource_type, name)}
+
+
 @pytest.mark.parametrize("policy_name", sorted(BREAKAGES))
 def test_a_broken_resource_is_reported_by_its_policy(plan: Plan, policy_name: str) -> None:
+    """Broken in any one region, the copy is reported: no region's resource escapes."""
     resource_type, name, change, expected = BREAKAGES[policy_name]
-    broken = _broken(plan.one(resource_type, name), change)
-    reported = {name: _violations(policy, broken) for name, policy in POLICIES.items()}
-    assert len(reported[policy_name]) == 1
-    assert expected in reported[policy_name][0]
-    assert {name for name, messages in reported.items() if messages} == {policy_name}
+    for where, resource in _copies(plan, resource_type, name).items():
+        broken = _broken(resource, change)
+        reported = {name: _violations(policy, broken) for name, policy in POLICIES.items()}
+        assert len(reported[policy_name]) == 1, where
+        assert expected in reported[policy_name][0], where
+        assert {name for name, messages in reported.items() if messages} == {policy_name}, where
 
 
 def test_root_pod_is_reported_even_when_only_the_pod_level_allows_it(plan: Plan) -> None:
@@ -169,20 +180,22 @@ def test_root_pod_is_reported_even_when_only_the_pod_level_allows_it(plan: Plan)
         inputs["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] = False
         _bento_container(inputs)["securityContext"].pop("runAsNonRoot")
 
-    broken = _broken(plan.one(DEPLOYMENT, "moderation-stable"), run_as_root)
-    assert _violations(POLICIES["containers-non-root-read-only"], broken) == [
-        "container bento: runAsNonRoot must be true"
-    ]
+    for region, deployment in plan.each_region(DEPLOYMENT, "moderation-stable").items():
+        broken = _broken(deployment, run_as_root)
+        assert _violations(POLICIES["containers-non-root-read-only"], broken) == [
+            "container bento: runAsNonRoot must be true"
+        ], region
 
 
 def test_exempt_namespaces_are_configurable(plan: Plan) -> None:
     """The vendor's metrics adapter, published by tag only, passes images-by-digest only while
     exempt; hardened, it meets the restricted-container policy even when not exempt."""
-    [adapter] = [d for d in plan.of_type(DEPLOYMENT) if d["name"] != "moderation-stable"]
     nothing_exempt = {EXEMPT_NAMESPACES_KEY: []}
-    assert _violations(POLICIES["images-by-digest"], adapter) == []
-    assert _violations(POLICIES["images-by-digest"], adapter, nothing_exempt)
-    assert _violations(POLICIES["containers-non-root-read-only"], adapter, nothing_exempt) == []
+    for region, adapter in plan.each_region(DEPLOYMENT, "metrics-adapter").items():
+        assert _violations(POLICIES["images-by-digest"], adapter) == [], region
+        assert _violations(POLICIES["images-by-digest"], adapter, nothing_exempt), region
+        restricted = POLICIES["containers-non-root-read-only"]
+        assert _violations(restricted, adapter, nothing_exempt) == [], region
 
 
 def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -220,8 +233,7 @@ def test_served_pack_lists_every_policy_as_mandatory(served_pack) -> None:
 def test_served_pack_blocks_a_broken_resource_and_passes_the_plan(
     served_pack, plans: dict[str, Plan]
 ) -> None:
-    cluster = plans["prod"].one(CLUSTER)
-    broken = _broken(cluster, _set_master_network_to_internet)
+    clusters = plans["prod"].each_region(CLUSTER)
 
     def analyze(resource: Mapping[str, Any]) -> list[Any]:
         request = proto.AnalyzeRequest(
@@ -232,7 +244,8 @@ def test_served_pack_blocks_a_broken_resource_and_passes_the_plan(
         )
         return list(served_pack.Analyze(request, timeout=30).diagnostics)
 
-    assert analyze(cluster) == []
-    [diagnostic] = analyze(broken)
-    assert diagnostic.policyName == "gke-master-authorized-networks"
-    assert diagnostic.enforcementLevel == proto.MANDATORY
+    for region, cluster in clusters.items():
+        assert analyze(cluster) == [], region
+        [diagnostic] = analyze(_broken(cluster, _set_master_network_to_internet))
+        assert diagnostic.policyName == "gke-master-authorized-networks", region
+        assert diagnostic.enforcementLevel == proto.MANDATORY

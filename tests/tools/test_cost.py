@@ -366,34 +366,43 @@ DEV_WORKED = {
     + 14 * 0.10,
 }
 PROD_SHARED = (
-    0.10 * 730  # regional cluster: no free tier
-    + 0.025 * 730
+    0.025 * 730
     + 100e6 * 2048 / 1e9 * 0.008
     + 200  # Cloud Armor Enterprise Paygo (adaptive protection on), 1 protected resource
-    + 0.06
+    + 2 * 0.06  # one KMS key per region
     + (60 - 0.5) * 0.10
     + (250 - 50) * 0.50  # log ingestion beyond the free 50 GiB
     + 250 * 0.05
     + (250 * 90 / 30 - 10) * 0.02  # BigQuery: streaming, 750 GiB kept 90 days
     + 250 * (0.020 + 2 * 0.010 + 11 * 0.004)  # archive 400 days: 1 + 2 + 11 months by class
     + (250 * 2 - 10) / 1024 * 40  # Pub/Sub: published and delivered to the forwarder
-    + 14 * 0.10
+    # 14 conditions, plus per region one "serves nothing" and 8 burn-rate (its own 2 SLOs)
+    + (14 + 2 * (1 + 8)) * 0.10
 )
+
+
+def _prod_region(factor: float, model_nodes: int, system_nodes: int) -> float:
+    """One of prod's regions at its own prices (europe-west1 x 1.10, us-central1 x 1.00): each
+    has its regional cluster (no free tier), pools, and a NAT for its own nodes only."""
+    return (
+        0.10 * 730
+        + model_nodes * N2_STANDARD_8 / EU * factor * 0.80 * 730  # on-demand, 20% sustained use
+        + model_nodes * DISK_50GB_BALANCED / EU * factor
+        + system_nodes * E2_STANDARD_2 / EU * factor * 730
+        + system_nodes * DISK_50GB_BALANCED / EU * factor
+        + _nat_month(model_nodes + system_nodes)
+    )
+
+
 PROD_WORKED = {
     "low": PROD_SHARED
-    + 3 * N2_STANDARD_8 * 0.80 * 730  # on-demand, 20% sustained-use discount
-    + 3 * DISK_50GB_BALANCED
-    + 1 * E2_STANDARD_2 * 730
-    + 1 * DISK_50GB_BALANCED
-    + _nat_month(4)
-    + 3 * PROMETHEUS_PER_POD,
+    + _prod_region(EU, 3, 1)  # europe-west1
+    + _prod_region(1.0, 3, 1)  # us-central1
+    + 2 * 3 * PROMETHEUS_PER_POD,
     "high": PROD_SHARED
-    + 10 * N2_STANDARD_8 * 0.80 * 730
-    + 10 * DISK_50GB_BALANCED
-    + 3 * E2_STANDARD_2 * 730
-    + 3 * DISK_50GB_BALANCED
-    + _nat_month(13)
-    + 12 * PROMETHEUS_PER_POD,
+    + _prod_region(EU, 10, 3)
+    + _prod_region(1.0, 10, 3)
+    + 2 * 12 * PROMETHEUS_PER_POD,
 }
 
 
@@ -466,3 +475,38 @@ def test_sizing_for_a_rate_carries_the_peak_with_one_region_lost(plans: dict) ->
     out = cost.rate_summary(plan, alone)
     assert f"per million texts: ${per_million:,.2f} autoscaled" in out
     assert "3140 pods = 1570 model nodes per region" in out
+
+
+def test_regions_what_if_adds_each_regions_own_fixed_costs(plans: dict) -> None:
+    """`REGIONS=n` pays every served region's cluster fee, system pool and NAT (at minimum scale,
+    worked by hand as above): fewer regions than prod's two drop us-central1's, more repeat
+    europe-west1's (the stack's own prices) for each region beyond the plan's."""
+    plan = plans["prod"]
+    one, two, three = (cost.size_for_rate(plan, 10_000, regions=n) for n in (1, 2, 3))
+    # Minimum scale: 1 system node; NAT for it and the model pool's 3 minimum nodes.
+    europe = 0.10 * 730 + E2_STANDARD_2 * 730 + DISK_50GB_BALANCED + _nat_month(4)
+    us = 0.10 * 730 + (E2_STANDARD_2 * 730 + DISK_50GB_BALANCED) / EU + _nat_month(4)
+    assert two.rest_monthly - one.rest_monthly == pytest.approx(us)
+    assert three.rest_monthly - two.rest_monthly == pytest.approx(europe)
+    assert (one.served_from, two.served_from) == (
+        ("europe-west1",),
+        ("europe-west1", "us-central1"),
+    )
+    assert three.served_from == ("europe-west1", "us-central1", "europe-west1")
+    # Model nodes at each region's own price: us-central1's is europe-west1's / 1.10.
+    node = two.node_monthly
+    assert node["us-central1"] == pytest.approx(node["europe-west1"] / EU)
+    assert two.monthly_at_mean == pytest.approx(
+        two.mean_nodes_per_region * (node["europe-west1"] + node["us-central1"]) + two.rest_monthly
+    )
+    assert "1 region(s) beyond the plan's 2 priced as europe-west1" in cost.rate_summary(
+        plan, three
+    )
+
+
+def test_each_region_pays_its_own_nat_for_its_own_nodes(plans: dict) -> None:
+    """Prod's two NATs: each bills the 4-13 VMs of its region, not the stack's 8-26."""
+    nats = [i for i in cost.estimate(plans["prod"], cost.USAGE["prod"]) if i.item == "Cloud NAT"]
+    assert sorted(i.region for i in nats) == ["europe-west1", "us-central1"]
+    for nat in nats:
+        assert (nat.low, nat.high) == pytest.approx((_nat_month(4), _nat_month(13)))

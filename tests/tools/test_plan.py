@@ -33,14 +33,15 @@ def test_integral_numbers_are_ints_and_secrets_are_hidden() -> None:
 
 def test_kubeconfig_never_reaches_the_plan_in_plaintext(plan: Plan) -> None:
     assert plan.outputs["kubeconfig"] == REDACTED
-    provider = plan.one("pulumi:providers:kubernetes")
-    assert provider["inputs"]["kubeconfig"] == REDACTED
+    for region, provider in plan.each_region("pulumi:providers:kubernetes").items():
+        assert provider["inputs"]["kubeconfig"] == REDACTED, region
     assert "certificate-authority-data" not in json.dumps(plan)
 
 
 def test_numbers_from_config_arrive_as_ints(plan: Plan) -> None:
-    hpa = plan.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
-    assert isinstance(hpa["inputs"]["spec"]["minReplicas"], int)
+    hpas = plan.each_region("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    for region, hpa in hpas.items():
+        assert isinstance(hpa["inputs"]["spec"]["minReplicas"], int), region
 
 
 def test_the_same_config_gives_the_same_plan_byte_for_byte(plans, plan_variant) -> None:
@@ -59,15 +60,27 @@ def test_an_invoke_without_a_mock_fails_instead_of_answering_nothing() -> None:
 
 
 def test_plan_is_quiet_and_warns_about_each_committed_placeholder(plan: Plan) -> None:
-    """`make plan`: one summary line, then the placeholders a real deploy would refuse."""
+    """`make plan`: two summary lines (resources; where the stack serves from), then the
+    placeholders a real deploy would refuse."""
     lines = plan.log.splitlines()
     assert lines[0].startswith(f"{len(plan['resources'])} resources of ")
-    assert lines[1].startswith(f"warning: {len(lines) - 2} placeholder value(s) in Pulumi.")
+    assert lines[1] == SERVING[plan.stack]
+    assert lines[2].startswith(f"warning: {len(lines) - 3} placeholder value(s) in Pulumi.")
     assert "moderation:budget.billingAccount: '000000-000000-000000'" in plan.log
     assert ("moderation:release.stable.image:" in plan.log) is (plan.stack == "prod")
     assert "moderation:edge.domains[0]:" in plan.log
     assert "(documentation IP range" in plan.log
     assert "apiKeyHashes" not in plan.log  # not committed: the plan's own stand-in
+
+
+# dev: one zonal cluster behind the single-cluster Gateway; prod: two regional clusters behind
+# one multi-cluster Gateway on one global address (docs/deploy.md "Serving from several regions").
+SERVING = {
+    "dev": "serving: 1 zonal cluster(s) (europe-west1-b) behind 1 Gateway(s) "
+    "(gke-l7-global-external-managed) on 1 global address(es)",
+    "prod": "serving: 2 regional cluster(s) (europe-west1, us-central1) behind 1 Gateway(s) "
+    "(gke-l7-global-external-managed-mc) on 1 global address(es)",
+}
 
 
 def test_verbose_plan_prints_a_count_per_resource_type(tmp_path: Path) -> None:

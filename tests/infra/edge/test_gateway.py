@@ -13,6 +13,18 @@ HEALTH_CHECK_POLICY = "kubernetes:networking.gke.io/v1:HealthCheckPolicy"
 GATEWAY_POLICY = "kubernetes:networking.gke.io/v1:GCPGatewayPolicy"
 
 
+def _multi_cluster(plan: Plan) -> bool:
+    """A stack of several regions is served by GKE's multi-cluster Gateway, one region by the
+    single-cluster one (docs/deploy.md "Serving from several regions")."""
+    return len(plan.regions) > 1
+
+
+def _backend_kind(plan: Plan) -> tuple[str, str]:
+    """(group, kind) of what routes and policies name: each cluster's Service, or with several
+    regions the `ServiceImport` that the multi-cluster services feature makes of the exports."""
+    return ("net.gke.io", "ServiceImport") if _multi_cluster(plan) else ("", "Service")
+
+
 def _edge(plan: Plan) -> dict[str, Any]:
     return stack_config(plan.stack)["moderation:edge"]
 
@@ -34,21 +46,30 @@ def _backend_routes(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _backend_services(plan: Plan) -> set[str]:
-    return {
-        backend["name"]
+    backends = [
+        backend
         for route in _backend_routes(plan)
         for rule in route["spec"]["rules"]
         for backend in rule["backendRefs"]
-    }
+    ]
+    for backend in backends:
+        assert (backend.get("group", ""), backend.get("kind", "Service")) == _backend_kind(plan)
+    return {backend["name"] for backend in backends}
 
 
 def test_gateway_is_the_global_external_one_on_the_static_ip_with_the_certificate_map(
     plan: Plan,
 ) -> None:
-    gateway = plan.one(GATEWAY)["inputs"]
+    """One Gateway, in the stack's own region (the config cluster, with several regions)."""
+    gateway_resource = plan.one(GATEWAY)
+    assert plan.region_of(gateway_resource) == plan.regions[0]
+    gateway = gateway_resource["inputs"]
     address = plan.one("gcp:compute/globalAddress:GlobalAddress")["inputs"]
     certificate_map = plan.one("gcp:certificatemanager/certificateMap:CertificateMap")["inputs"]
-    assert gateway["spec"]["gatewayClassName"] == "gke-l7-global-external-managed"
+    gateway_class = "gke-l7-global-external-managed"
+    if _multi_cluster(plan):
+        gateway_class += "-mc"
+    assert gateway["spec"]["gatewayClassName"] == gateway_class
     assert gateway["spec"]["addresses"] == [{"type": "NamedAddress", "value": address["name"]}]
     assert address["addressType"] == "EXTERNAL"
     annotations = gateway["metadata"]["annotations"]
@@ -133,7 +154,7 @@ def _policies_by_service(plan: Plan, resource_type: str) -> dict[str, dict[str, 
     policies: dict[str, dict[str, Any]] = {}
     for policy in plan.of_type(resource_type):
         target = policy["inputs"]["spec"]["targetRef"]
-        assert (target["group"], target["kind"]) == ("", "Service")
+        assert (target["group"], target["kind"]) == _backend_kind(plan)
         policies[target["name"]] = policy["inputs"]["spec"]["default"]
     return policies
 

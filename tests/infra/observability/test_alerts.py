@@ -33,6 +33,32 @@ def _policies(plan: dict) -> dict[str, dict]:
     return {p["name"].removeprefix("moderation-"): p["inputs"] for p in plan.of_type(ALERT_POLICY)}
 
 
+def _slo_regions(plan: dict) -> list[str]:
+    """The regions with SLOs of their own: every one, when there are several."""
+    return plan.regions if len(plan.regions) > 1 else []
+
+
+def _region_alerts(plan: dict) -> dict[str, str]:
+    """With several regions, each region pages when it serves nothing while the stack serves,
+    and burns its own SLOs' budgets as the stack does."""
+    regions = _slo_regions(plan)
+    burns = {
+        f"slo-{slo}-{region}-{speed}-burn": severity
+        for region in regions
+        for slo in ("availability", "latency")
+        for speed, severity in (("fast", "CRITICAL"), ("slow", "WARNING"))
+    }
+    return {**{f"region-silent-{r}": "CRITICAL" for r in regions}, **burns}
+
+
+def _runbook_key(plan: dict, key: str) -> str:
+    """The RUNBOOKS entry of a policy key: one per SLO and one for every region's silence."""
+    key = key.removesuffix("-fast-burn").removesuffix("-slow-burn")
+    for region in plan.regions:
+        key = key.removesuffix(f"-{region}")
+    return key
+
+
 def _observability(plan: dict) -> dict:
     return stack_config(plan.stack)["moderation:observability"]
 
@@ -48,7 +74,7 @@ def _labels(plan: dict) -> dict[str, str]:
 
 def test_exactly_the_documented_alerts_exist_with_their_severity(plan: dict) -> None:
     severities = {key: policy["severity"] for key, policy in _policies(plan).items()}
-    assert severities == {**SYMPTOM_ALERTS, **BURN_ALERTS}
+    assert severities == {**SYMPTOM_ALERTS, **BURN_ALERTS, **_region_alerts(plan)}
 
 
 def test_every_alert_notifies_the_channels_configured_for_its_severity(plan: dict) -> None:
@@ -67,7 +93,7 @@ def test_every_alert_notifies_the_channels_configured_for_its_severity(plan: dic
 
 def test_every_alert_carries_its_runbook_and_the_stack_labels(plan: dict) -> None:
     for key, policy in _policies(plan).items():
-        runbook = RUNBOOKS[key.removesuffix("-fast-burn").removesuffix("-slow-burn")]
+        runbook = RUNBOOKS[_runbook_key(plan, key)]
         assert policy["documentation"] == {
             "content": runbook,
             "mimeType": "text/markdown",
@@ -155,14 +181,18 @@ def test_slos_have_the_stack_targets_on_one_custom_service(plan: dict) -> None:
     targets = _observability(plan)["slo"]
     service = plan.one("gcp:monitoring/customService:CustomService")["inputs"]
     slos = {s["inputs"]["sloId"]: s["inputs"] for s in plan.of_type(SLO)}
-    assert set(slos) == {"availability", "latency"}
-    assert slos["availability"]["goal"] == targets["availabilityGoal"]
-    assert slos["latency"]["goal"] == targets["latencyGoal"]
-    cut = slos["latency"]["requestBasedSli"]["distributionCut"]
-    assert cut["range"]["max"] == targets["latencyThresholdSeconds"]
-    ratio = slos["availability"]["requestBasedSli"]["goodTotalRatio"]
-    assert ratio["badServiceFilter"].startswith(ratio["totalServiceFilter"])
-    assert 'status_code=monitoring.regex.full_match("5..")' in ratio["badServiceFilter"]
+    suffixes = ["", *(f"-{region}" for region in _slo_regions(plan))]
+    assert set(slos) == {
+        f"{sli}{suffix}" for sli in ("availability", "latency") for suffix in suffixes
+    }
+    for suffix in suffixes:  # the stack's, then each region's
+        assert slos[f"availability{suffix}"]["goal"] == targets["availabilityGoal"]
+        assert slos[f"latency{suffix}"]["goal"] == targets["latencyGoal"]
+        cut = slos[f"latency{suffix}"]["requestBasedSli"]["distributionCut"]
+        assert cut["range"]["max"] == targets["latencyThresholdSeconds"]
+        ratio = slos[f"availability{suffix}"]["requestBasedSli"]["goodTotalRatio"]
+        assert ratio["badServiceFilter"].startswith(ratio["totalServiceFilter"])
+        assert 'status_code=monitoring.regex.full_match("5..")' in ratio["badServiceFilter"]
     for slo in slos.values():
         assert slo["service"] == service["serviceId"]
         assert slo["rollingPeriodDays"] == targets.get("rollingPeriodDays", 28)
@@ -180,6 +210,12 @@ def test_prod_promises_more_than_dev(plans: dict) -> None:
 def test_burn_rate_alerts_watch_a_long_and_a_short_window_of_an_existing_slo(
     plan: dict, slo_id: str
 ) -> None:
+    """The stack's SLO and, with several regions, each region's."""
+    for key in [slo_id, *(f"{slo_id}-{region}" for region in _slo_regions(plan))]:
+        _check_burn_rate_alerts(plan, key)
+
+
+def _check_burn_rate_alerts(plan: dict, slo_id: str) -> None:
     project = stack_config(plan.stack)["gcp:project"]
     service = plan.one("gcp:monitoring/customService:CustomService")["inputs"]["serviceId"]
     assert any(s["inputs"]["sloId"] == slo_id for s in plan.of_type(SLO))

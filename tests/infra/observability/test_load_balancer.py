@@ -21,16 +21,21 @@ SINK = "gcp:logging/projectSink:ProjectSink"
 LOG_METRIC = "gcp:logging/metric:Metric"
 
 
-def _scope(plan: Plan) -> dict[str, str]:
+def _scope(plan: Plan) -> dict[str, Any]:
+    """What the filters must select: the project, the one cluster name every region's cluster
+    has (names are unique per location), the namespace, the Gateway and the regions."""
     config = stack_config(plan.stack)
-    cluster = plan.one("gcp:container/cluster:Cluster")["inputs"]["name"]
+    clusters = plan.each_region("gcp:container/cluster:Cluster")
+    (cluster,) = {cluster["inputs"]["name"] for cluster in clusters.values()}
     namespace = config["moderation:workload"].get("namespace", "moderation")
-    gateway = plan.one("kubernetes:gateway.networking.k8s.io/v1:Gateway")["inputs"]["metadata"]
+    gateway = plan.one("kubernetes:gateway.networking.k8s.io/v1:Gateway")["inputs"]
     return {
         "project": config["gcp:project"],
         "cluster": cluster,
         "namespace": namespace,
-        "gateway": gateway["name"],
+        "gateway": gateway["metadata"]["name"],
+        "gateway_class": gateway["spec"]["gatewayClassName"],
+        "regions": list(clusters),
     }
 
 
@@ -46,14 +51,17 @@ def _lb_entry(url_map: str, status: int = 200, path: str = "/v1/moderations") ->
     }
 
 
-def _ours(scope: dict[str, str]) -> str:
-    """How the GKE Gateway controller names this Gateway's URL map."""
-    return f"gkegw1-x1y2-{scope['namespace']}-{scope['gateway']}-0a1b2c3d4e5f"
+def _ours(scope: dict[str, Any]) -> str:
+    """How the GKE Gateway controllers name this Gateway's URL map: `gkegw1-<hash>-` for the
+    single-cluster classes, `gkemcg1-` for the multi-cluster ones."""
+    prefix = "gkemcg1" if scope["gateway_class"].endswith("-mc") else "gkegw1-x1y2"
+    return f"{prefix}-{scope['namespace']}-{scope['gateway']}-0a1b2c3d4e5f"
 
 
-def _container_entry(scope: dict[str, str], **overrides: str) -> dict[str, Any]:
+def _container_entry(scope: dict[str, Any], **overrides: str) -> dict[str, Any]:
     labels = {
         "project_id": scope["project"],
+        "location": scope["regions"][0],
         "cluster_name": scope["cluster"],
         "namespace_name": scope["namespace"],
         **overrides,
@@ -67,7 +75,10 @@ def _container_entry(scope: dict[str, str], **overrides: str) -> dict[str, Any]:
 
 def test_sinks_export_this_service_and_its_load_balancer_and_nothing_else(plan: Plan) -> None:
     scope = _scope(plan)
-    kept = [_container_entry(scope), _lb_entry(_ours(scope))]
+    kept = [
+        *(_container_entry(scope, location=region) for region in scope["regions"]),
+        _lb_entry(_ours(scope)),
+    ]
     other = [
         _container_entry(scope, namespace_name="payments"),
         _container_entry(scope, cluster_name="another-cluster"),

@@ -73,17 +73,17 @@ def test_every_metric_the_plan_reads_is_exported_or_enabled(
         if metric["type"] == "Pods"
     }
     assert used, "the plan reads no Prometheus metric at all"
-    enabled = set(
-        plan.one("gcp:container/cluster:Cluster")["inputs"]["monitoringConfig"]["enableComponents"]
-    )
+    clusters = plan.each_region("gcp:container/cluster:Cluster")
     for name in sorted(used):
         metric = CATALOGUE[name]
         if metric.source == "service":
             assert name in exported, (
                 f"{plan.stack}: {name} is read but the service never exports it"
             )
-        else:
-            assert set(m.KUBE_STATE_COMPONENTS) <= enabled, f"{name}: kube-state not enabled"
+            continue
+        for region, cluster in clusters.items():  # every region's cluster must export it
+            enabled = set(cluster["inputs"]["monitoringConfig"]["enableComponents"])
+            assert set(m.KUBE_STATE_COMPONENTS) <= enabled, f"{region}: {name}: kube-state off"
 
 
 def test_promql_selectors_use_catalogued_metrics_and_their_labels(plan: dict) -> None:
@@ -118,13 +118,16 @@ def test_monitoring_filters_use_catalogued_or_declared_metrics(plan: dict) -> No
 def test_latency_slo_threshold_is_a_bucket_bound_of_the_served_histogram(
     plan: dict, exported: dict[str, ExportedFamily]
 ) -> None:
-    """A distribution cut between bucket bounds is silently rounded: keep it on a bound."""
-    (latency,) = [
+    """A distribution cut between bucket bounds is silently rounded: keep it on a bound (the
+    stack's latency SLO and, with several regions, each region's)."""
+    latency_slos = [
         s for s in plan.of_type(SLO) if "distributionCut" in s["inputs"]["requestBasedSli"]
     ]
-    threshold = latency["inputs"]["requestBasedSli"]["distributionCut"]["range"]["max"]
+    assert len(latency_slos) == (len(plan.regions) + 1 if len(plan.regions) > 1 else 1)
     bounds = {float(le) for le in exported[m.HTTP_DURATION.name].label_values["le"]}
-    assert float(threshold) in bounds
+    for latency in latency_slos:
+        threshold = latency["inputs"]["requestBasedSli"]["distributionCut"]["range"]["max"]
+        assert float(threshold) in bounds, latency["name"]
 
 
 @pytest.mark.slow

@@ -23,6 +23,9 @@ def _upstream_image() -> str:
 
 
 def test_the_adapter_runs_the_vendors_current_release(plan: Plan) -> None:
-    adapter = plan.kubernetes_object("Deployment", "custom-metrics-stackdriver-adapter")
-    (container,) = adapter["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == _upstream_image()
+    adapters = plan.kubernetes_object_in_each_region(
+        "Deployment", "custom-metrics-stackdriver-adapter"
+    )
+    for region, adapter in adapters.items():
+        (container,) = adapter["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == _upstream_image(), region
