@@ -2,8 +2,9 @@
 
 One process holds the HTTP routes (OpenAI-shaped, auth, limits, logs, metrics) and the models.
 Concurrent requests are batched in process (service/batching.py): inference lanes (one
-single-threaded model call per core by default) score what is queued, per model. It replaced a front service calling a batchable scorer service over a
-local socket, which was slower when idle and failed now and then (docs/performance.md).
+single-threaded model call per core by default) score what is queued, per model. It replaced a
+front service calling a batchable scorer service over a local socket, which was slower when idle
+and failed now and then (docs/performance.md).
 """
 
 from __future__ import annotations
