@@ -123,12 +123,15 @@ compare: venv
 image-test: venv
 	$(PY) -m pytest tests/bento/check_image.py -v
 
-## bench: not in `make test` (~5 min on 2 cores): limit (in-process), service (HTTP) and the MVP
-## baseline on a DeBERTa-v3-base-shaped model (built once into the store) and the same texts;
-## writes build/bench/results.json, throughput.png, p99.png and bench/results/<date>.md (bench/run.py).
-## QUICK=1: the same harness on a tiny model in about a minute. PRECISION=fp32|bf16|int8.
+## bench: not in `make test` (~5 min a setting on 2 cores): limit (in-process), service (HTTP) and
+## the MVP baseline on a DeBERTa-v3-base-shaped model (built once into the store, by default its
+## ONNX export) and the same texts; exits 1 when the service misses a target (bench/run.py);
+## writes build/bench/results.json, throughput.png, p99.png and bench/results/<date>.md.
+## QUICK=1: the same harness on a tiny model in about a minute. PRECISION=int8,fp32 side by side.
+## BACKEND=transformers: the torch model instead of its ONNX export.
 bench: venv
-	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(PRECISION),--precision $(PRECISION))
+	$(PY) -m bench.run $(if $(QUICK),--quick) $(if $(PRECISION),--precision $(PRECISION)) \
+		$(if $(BACKEND),--backend $(BACKEND))
 
 ## validate-precision: MODEL=<catalog name> [PRECISION=bf16|int8|gpu:fp16|...] [BACKEND=onnx TAG=<export>]:
 ## top-category agreement and largest score difference against fp32 (bench/precision.py).

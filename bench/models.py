@@ -23,7 +23,8 @@ from bentoml.exceptions import NotFound
 from bench import deberta
 from bench.deberta import DEBERTA_V3_BASE, KOALA_CATEGORIES, KOALA_LABELS, TINY
 from bench.texts import corpus
-from service.catalog import FP32_CPU, Backend, ModelSpec, Setting
+from service.catalog import FP32_CPU, Backend, ModelSpec
+from tools import onnx_export
 
 SEED = 0
 BASE_NAME = "bench-deberta-v3-base"
@@ -78,14 +79,37 @@ def ensure_bench_model(quick: bool = False) -> bentoml.Tag:
     return model.tag
 
 
-def bench_spec(tag: bentoml.Tag, setting: Setting) -> ModelSpec:
-    """The catalog entry serving the benchmark model in `setting` alone."""
+def ensure_bench_onnx(tag: bentoml.Tag) -> bentoml.Tag:
+    """The ONNX export (tools/onnx_export.py) of the benchmark model `tag`, exporting it first if
+    the store lacks it; it shares the version, so it follows the model's builder."""
+    name = bentoml.Tag(f"{tag.name}-onnx", tag.version)
+    try:
+        return bentoml.models.get(name).tag
+    except NotFound:
+        pass
+    exported = onnx_export.export(str(tag)).tag
+    for earlier in bentoml.models.list(name.name):
+        if earlier.tag != exported:
+            bentoml.models.delete(earlier.tag)
+    return exported
+
+
+# What `make validate-precision` passed for the benchmark model (docs/performance.md): every CPU
+# setting of its torch model, and fp32 and int8 of its ONNX export.
+BENCH_VALIDATED: dict[Backend, tuple[str, ...]] = {
+    Backend.TRANSFORMERS: ("fp32", "bf16", "int8"),
+    Backend.ONNX: ("fp32", "int8"),
+}
+
+
+def bench_spec(tag: bentoml.Tag, backend: Backend = Backend.TRANSFORMERS) -> ModelSpec:
+    """The catalog entry serving the benchmark model on `backend`, in its validated settings."""
     return ModelSpec.model_validate(
         {
             "name": CATALOG_NAME,
-            "backend": "transformers",
-            "validated": [str(setting)],
-            "tag": str(tag),
+            "backend": backend.value,
+            "validated": list(BENCH_VALIDATED[backend]),
+            "tag": str(ensure_bench_onnx(tag) if backend is Backend.ONNX else tag),
             "source": "bench/models.py",
             "labels": KOALA_CATEGORIES,
         }

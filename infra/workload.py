@@ -245,6 +245,10 @@ class ModelDeployment(pulumi.ComponentResource):
         )
 
 
+# Padded characters per model call on a GPU: 64 chat-length texts, or 12 of 512 tokens.
+GPU_BATCH_CHARS = 32_768
+
+
 def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArgs:
     """Restricted-profile pod: non-root, read-only root, no capabilities, RuntimeDefault seccomp."""
     config = args.config
@@ -311,6 +315,13 @@ def _pod_spec(args: ModelDeploymentArgs, selector: dict[str, str]) -> PodSpecArg
             TolerationArgs(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
         )
         limits[GPU_TAINT_KEY] = "1"
+        # One model call at a time, and larger ones: the GPU does the work and larger batches
+        # keep it busy; a CPU pod runs one single-threaded call per thread, each at most the
+        # service's default characters (service/backends.py, service/settings.py).
+        env += [
+            EnvVarArgs(name="MODERATION_INFERENCE_LANES", value="1"),
+            EnvVarArgs(name="MODERATION_MAX_BATCH_CHARS", value=str(GPU_BATCH_CHARS)),
+        ]
     return PodSpecArgs(
         service_account_name=args.service_account_name,
         # Workload Identity goes through the GKE metadata server; no API token in the pod.

@@ -1,9 +1,10 @@
 """The moderation API: `bentoml serve service.app:Moderation`.
 
 One process holds the HTTP routes (OpenAI-shaped, auth, limits, logs, metrics) and the models.
-Concurrent requests are batched in process (service/batching.py): one inference thread scores
-what is queued, per model. It replaced a front service calling a batchable scorer service over a
-local socket, which was slower when idle and failed now and then (docs/performance.md).
+Concurrent requests are batched in process (service/batching.py): inference lanes (one
+single-threaded model call per core by default) score what is queued, per model. It replaced a
+front service calling a batchable scorer service over a local socket, which was slower when idle
+and failed now and then (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class _Moderation:
         configured_api_keys(auth_disabled=SETTINGS.auth_disabled, hashes=SETTINGS.api_key_hashes)
 
     def __init__(self) -> None:
-        """Serve at once (/readyz 503) while the models load on the inference thread."""
+        """Serve at once (/readyz 503) while the models load on an inference thread."""
         self.settings = SETTINGS
         self.moderator = Moderator(CATALOG, SETTINGS)
         # Characters a minute per key: the model's work, which requests alone do not bound.

@@ -9,7 +9,9 @@ transformers or ONNX model is loaded.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import bentoml
@@ -31,6 +33,29 @@ ONNX_FILES: Mapping[Precision, str] = {
     Precision.INT8: "model.int8.onnx",
 }
 THREADS_ENV = ENV_PREFIX + "INFERENCE_THREADS"
+LANES_ENV = ENV_PREFIX + "INFERENCE_LANES"
+
+
+@dataclass(frozen=True)
+class InferenceLayout:
+    """How a pod's cores run the model: `lanes` model calls at once (service/batching.py), each
+    on `threads_per_lane` intra-op threads."""
+
+    lanes: int
+    threads_per_lane: int
+
+
+def inference_layout() -> InferenceLayout:
+    """MODERATION_INFERENCE_THREADS threads in all (the Deployment sets the pod's CPU request;
+    default: this machine's cores) in MODERATION_INFERENCE_LANES lanes (default: one lane per
+    thread). On a CPU, one single-threaded call per core uses the cores better than one call
+    spread over them: intra-op threads wait for each other at every operator, and a batch of
+    texts of one length, which intra-op threads need to be busy, pads the others (measured in
+    docs/performance.md "Lanes"). A GPU pod sets one lane: the device, not the cores, does the
+    work, and larger batches keep it busy."""
+    threads = _whole_number(THREADS_ENV) or len(os.sched_getaffinity(0))
+    lanes = min(_whole_number(LANES_ENV) or threads, threads)
+    return InferenceLayout(lanes=lanes, threads_per_lane=threads // lanes)
 
 
 class LabelScorer(Protocol):
@@ -64,6 +89,9 @@ class TransformersScorer:
         _apply_thread_setting()
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(model.path)
+        # Lanes call one scorer at once; a fast tokenizer that changes its padding or truncation
+        # state (on its first call) while another call encodes fails with "Already borrowed".
+        self._tokenizer_lock = threading.Lock()
         loaded = AutoModelForSequenceClassification.from_pretrained(model.path).eval()
         self._labels_from(loaded.config)
         precision = setting.precision
@@ -88,13 +116,14 @@ class TransformersScorer:
         self._max_tokens = min(MAX_TOKENS, self._tokenizer.model_max_length)
 
     def _encode(self, texts: Sequence[str], tensors: str) -> Mapping[str, Any]:
-        return self._tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self._max_tokens,
-            return_tensors=tensors,
-        )
+        with self._tokenizer_lock:
+            return self._tokenizer(
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=self._max_tokens,
+                return_tensors=tensors,
+            )
 
     def _probabilities(self, logits: np.ndarray) -> np.ndarray:
         if self._multi_label:
@@ -123,11 +152,13 @@ class OnnxScorer(TransformersScorer):
 
         threads = _apply_thread_setting()
         self._tokenizer = AutoTokenizer.from_pretrained(model.path)
+        self._tokenizer_lock = threading.Lock()
         self._labels_from(AutoConfig.from_pretrained(model.path))
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads
+        # Each lane's call runs on its own thread; no inter-op pool besides.
+        options.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
         if setting.device is Device.GPU:
             providers.insert(0, "CUDAExecutionProvider")
@@ -145,18 +176,22 @@ class OnnxScorer(TransformersScorer):
         return self._probabilities(logits.astype(np.float32))
 
 
-def _apply_thread_setting() -> int | None:
-    """Intra-op threads from MODERATION_INFERENCE_THREADS (the Deployment sets it to the pod's
-    CPU request): torch and ONNX Runtime otherwise start one thread per core of the node, which
-    oversubscribes a pod that may use only part of it."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
+def _apply_thread_setting() -> int:
+    """Each lane's intra-op threads (inference_layout): torch and ONNX Runtime otherwise start one
+    thread per core of the node, which oversubscribes a pod that may use only part of it."""
+    threads = inference_layout().threads_per_lane
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _whole_number(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"{THREADS_ENV}: must be a whole number >= 1, got {raw!r}")
-    import torch
-
-    torch.set_num_threads(int(raw))
+        raise SettingsError(f"{name}: must be a whole number >= 1, got {raw!r}")
     return int(raw)
 
 

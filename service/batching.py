@@ -1,7 +1,9 @@
-"""In-process adaptive batching: requests queue their texts, one inference thread scores them.
+"""In-process adaptive batching: requests queue their texts, inference lanes score them.
 
-There is no batching window. When the inference thread is idle, a request is scored at once; while
-it is busy, requests queue up, each under its client (the API key). The next batch serves the
+There is no batching window. When a lane (an inference thread; `lanes` of them, one model call
+each at a time) is idle, a request is scored at once; while all are busy, requests queue up, each
+under its client (the API key). A batch is formed when a lane frees, so texts wait in their
+client's queue, not in a lane's, and the next batch serves the
 clients in turn: the model is that of the oldest request of the client whose turn it is, and the
 batch takes one text from each client with texts queued for that model, round after round, up to
 `max_texts` texts and `max_chars` characters. So one client's heavy requests delay another
@@ -29,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
-# (model, texts) -> one result per text, in order; runs on the inference thread.
+# (model, texts) -> one result per text, in order; runs on a lane's thread.
 ScoreFn = Callable[[str, list[str]], list[Result]]
-# (model, texts in the call, seconds) after every model call; runs on the inference thread.
+# (model, texts in the call, seconds) after every model call; runs on a lane's thread.
 BatchObserver = Callable[[str, int, float], None]
 # A model call's padded characters (count x longest) stay within this multiple of its real ones;
 # texts shorter than PADDING_FLOOR_CHARS count as that long (special tokens, short words).
@@ -76,13 +78,20 @@ class _Item:
 
 
 class Batcher(Generic[Result]):
-    """The queue and the inference thread; `start_on_thread` lends the thread (model loading)."""
+    """The queue and the inference lanes; `start_on_thread` lends a lane's thread (model loading).
+    `score` must allow `lanes` calls at once."""
 
     def __init__(
-        self, score: ScoreFn[Result], limits: BatchLimits, observe: BatchObserver | None = None
+        self,
+        score: ScoreFn[Result],
+        limits: BatchLimits,
+        observe: BatchObserver | None = None,
+        lanes: int = 1,
     ) -> None:
         self._score, self.limits, self._observe = score, limits, observe
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.lanes = lanes
+        self._executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="inference")
+        self._batches: set[asyncio.Task[None]] = set()  # batches being scored, one per busy lane
         # Requests with texts not yet in a batch, per client, in the order the clients take turns.
         self._queues: dict[str | None, deque[_Request[Result]]] = {}
         self._pending: set[_Request[Result]] = set()  # accepted, not yet answered
@@ -96,7 +105,8 @@ class Batcher(Generic[Result]):
         return len(self._pending), self._pending_texts
 
     def start_on_thread(self, function: Callable[[], None]) -> Future[None]:
-        """Run `function` on the inference thread, before any batch that is not yet taken."""
+        """Run `function` on an inference thread (the caller keeps requests away until it is
+        done: the models load there)."""
         return self._executor.submit(function)
 
     async def submit(
@@ -144,11 +154,12 @@ class Batcher(Generic[Result]):
             raise Overloaded(f"this client holds {len(own)} requests, {own_texts} texts")
 
     async def stop(self) -> None:
-        """Stop taking batches (after the one in progress) and release the thread."""
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
-            self._runner = None
+        """Stop taking batches (after the model calls in progress) and release the threads."""
+        tasks = [task for task in (self._runner, *self._batches) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runner = None
         self._executor.shutdown(wait=True)
 
     def _ensure_running(self) -> None:
@@ -167,31 +178,42 @@ class Batcher(Generic[Result]):
                 del self._queues[request.client]
 
     async def _run(self) -> None:
+        """Whenever a lane is free and texts wait, the next batch goes to that lane."""
         assert self._wake is not None
-        loop = asyncio.get_running_loop()
+        free_lanes = asyncio.Semaphore(self.lanes)
         while True:
             await self._wake.wait()
+            await free_lanes.acquire()
             items = self._next_batch()
             if not items:
+                free_lanes.release()
                 self._wake.clear()
                 continue
-            model = items[0].request.model
-            for call in _padded_chunks(items, self.limits):
-                try:
-                    scores = await loop.run_in_executor(
-                        self._executor, self._score_call, model, [item.text for item in call]
-                    )
-                except Exception as error:  # handed to every request of the call
-                    for request in {item.request for item in call}:
-                        if not request.future.done():
-                            request.future.set_exception(error)
-                    continue
-                for item, score in zip(call, scores, strict=True):
-                    request = item.request
-                    request.results[item.index] = score
-                    request.scored += 1
-                    if request.scored == len(request.texts) and not request.future.done():
-                        request.future.set_result(request.results)
+            batch = asyncio.get_running_loop().create_task(self._score_batch(items))
+            self._batches.add(batch)
+            batch.add_done_callback(self._batches.discard)
+            batch.add_done_callback(lambda _: free_lanes.release())
+
+    async def _score_batch(self, items: list[_Item]) -> None:
+        """One batch on one lane: its model calls in turn, results handed over after each."""
+        loop = asyncio.get_running_loop()
+        model = items[0].request.model
+        for call in _padded_chunks(items, self.limits):
+            try:
+                scores = await loop.run_in_executor(
+                    self._executor, self._score_call, model, [item.text for item in call]
+                )
+            except Exception as error:  # handed to every request of the call
+                for request in {item.request for item in call}:
+                    if not request.future.done():
+                        request.future.set_exception(error)
+                continue
+            for item, score in zip(call, scores, strict=True):
+                request = item.request
+                request.results[item.index] = score
+                request.scored += 1
+                if request.scored == len(request.texts) and not request.future.done():
+                    request.future.set_result(request.results)
 
     def _next_batch(self) -> list[_Item]:
         """One text from each client in turn, for the model of the client whose turn it is,
@@ -225,7 +247,7 @@ class Batcher(Generic[Result]):
         return items
 
     def _score_call(self, model: str, texts: list[str]) -> list[Result]:
-        """On the inference thread: one model call, observed."""
+        """On a lane's thread: one model call, observed."""
         started = time.perf_counter()
         scores = self._score(model, texts)
         if self._observe is not None:

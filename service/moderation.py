@@ -3,7 +3,7 @@ thresholds, from texts to OpenAI-shaped results.
 
 The service class (service/app.py) names every catalog model as a class attribute, which is how
 BentoML packs them into the Bento; `Moderator.start` turns those references into loaded models on
-the inference thread (service/batching.py). A model that cannot load leaves the moderator unready,
+an inference thread (service/batching.py). A model that cannot load leaves the moderator unready,
 with one log line per model.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import bentoml
 import numpy as np
 
-from service.backends import LabelScorer, load_scorer
+from service.backends import LabelScorer, inference_layout, load_scorer
 from service.batching import Batcher, BatchLimits
 from service.catalog import Catalog, ModelSpec, model_attribute
 from service.categories import CATEGORIES, Category
@@ -120,7 +120,7 @@ def moderate(spec: ModelSpec, scores: dict[Category, float]) -> ModerationResult
 
 
 class LoadedModels:
-    """Every catalog model, ready to score: what the inference thread calls."""
+    """Every catalog model, ready to score: what the inference lanes call, several at once."""
 
     def __init__(self, catalog: Catalog, scorers: dict[str, CategoryScorer]) -> None:
         self._catalog = catalog
@@ -192,10 +192,12 @@ class Moderator:
                 max_queued_texts=settings.max_queued_texts,
             ),
             observe=_observe_batch,
+            lanes=inference_layout().lanes,
         )
 
     def start(self, owner: object) -> None:
-        """Load the models `owner` names on the inference thread, before any batch."""
+        """Load the models `owner` names on an inference thread, before any batch (requests are
+        refused until then)."""
         self.batcher.start_on_thread(lambda: self._load(owner))
 
     def _load(self, owner: object) -> None:

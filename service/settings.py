@@ -47,7 +47,10 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="Request body size.")
     max_batch_texts: int = Field(default=64, ge=1, description="Texts per batch (one model).")
     max_batch_chars: int = Field(
-        default=32_768, ge=1, description="Characters per model call, padded (texts x longest)."
+        default=2048,
+        ge=1,
+        description="Characters per model call, padded (texts x longest). On a CPU lane larger "
+        'calls cost more per text, not less (docs/performance.md "Lanes"); a GPU pod sets more.',
     )
     max_queued_requests: int = Field(
         default=256, ge=1, description="Requests accepted and not yet answered; then 503."

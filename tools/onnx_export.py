@@ -1,11 +1,13 @@
 """Export a stored transformers classifier for ONNX Runtime: `make export-onnx TAG=<name:version>`.
 
 An explicit, offline command (never a side effect of build or serve): it reads the stored model,
-traces it with torch.onnx (fp32, dynamic batch and sequence axes), writes a dynamically quantised
-int8 copy next to it with ONNX Runtime's quantiser, checks the fp32 export against torch on a few
-texts, and stores both with the tokenizer and config as a new model `<name>-onnx:<version>` (same
-version as its source, label `source` naming the torch model). The catalog then serves it with
-`backend: onnx` and `validated: [fp32]`, plus `int8` where `make validate-precision` passes.
+traces it with torch.onnx (fp32, dynamic batch and sequence axes), fuses each layer's LayerNorm,
+residual add and GELU into ONNX Runtime's fused operators (its transformer optimizer), checks the
+result against torch on a few texts, writes a dynamically quantised int8 copy next to it with ONNX
+Runtime's quantiser, and stores both with the tokenizer and config as a new model
+`<name>-onnx:<version>` (same version as its source, label `source` naming the torch model).
+The catalog then serves it with `backend: onnx` and `validated: [fp32]`, plus `int8` where
+`make validate-precision` passes.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ _MODEL_FILES = ("*.safetensors", "*.bin", "*.onnx")
 
 def export(tag: str, name: str | None = None) -> bentoml.Model:
     """Trace `tag` to ONNX (fp32 and int8) and store the result; return the new store model."""
+    import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     source = bentoml.models.get(tag)
@@ -46,6 +50,7 @@ def export(tag: str, name: str | None = None) -> bentoml.Model:
     inputs = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in sample]
     axes = {key: {0: "batch", 1: "sequence"} for key in inputs} | {"logits": {0: "batch"}}
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as work:
+        traced = Path(work) / "traced.onnx"
         fp32 = Path(work) / ONNX_FILES[Precision.FP32]
         with warnings.catch_warnings():
             # The tracer warns about shape checks it freezes; self-attention keeps them true.
@@ -53,15 +58,32 @@ def export(tag: str, name: str | None = None) -> bentoml.Model:
             torch.onnx.export(
                 model,
                 tuple(sample[key] for key in inputs),
-                fp32,
+                traced,
                 input_names=inputs,
                 output_names=["logits"],
                 dynamic_axes=axes,
                 opset_version=OPSET,
                 dynamo=False,
             )
+        # The BERT fusions also match DeBERTa's LayerNorm, residual and GELU (attention stays
+        # unfused): ~20% fewer CPU seconds per text in int8 (docs/performance.md).
+        fused = optimize_model(
+            str(traced),
+            model_type="bert",
+            num_heads=model.config.num_attention_heads,
+            hidden_size=model.config.hidden_size,
+            opt_level=0,
+        )
+        fused.save_model_to_file(str(fp32))
         _check_against_torch(fp32, model, tokenizer)
-        quantize_dynamic(fp32, Path(work) / ONNX_FILES[Precision.INT8], weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            fp32,
+            Path(work) / ONNX_FILES[Precision.INT8],
+            weight_type=QuantType.QInt8,
+            # the fused operators come from ONNX Runtime's own domain, which shape inference
+            # does not know: their outputs are fp32
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
         with bentoml.models.create(
             bentoml.Tag(name or f"{source.tag.name}-onnx", source.tag.version),
             labels={"source": str(source.tag), "revision": source.info.labels.get("revision", "")},

@@ -36,7 +36,7 @@ def test_an_edit_to_the_builder_stores_the_edited_model_under_a_new_tag(tmp_path
     before = ensure_bench_model(quick=True)
     assert _hidden_size(before) == 32
     tree = tmp_path / "tree"  # this checkout's code, with the builder edited
-    for package in ("bench", "service"):
+    for package in ("bench", "service", "tools"):
         shutil.copytree(
             REPO_ROOT / package,
             tree / package,

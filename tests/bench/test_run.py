@@ -26,7 +26,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def test_quick_bench_writes_results_plots_and_table_for_three_contestants(tmp_path: Path) -> None:
     out, dated = tmp_path / "out", tmp_path / "dated"
-    command = [sys.executable, "-m", "bench.run", "--quick", "--duration", "1"]
+    command = [sys.executable, "-m", "bench.run", "--quick", "--texts", "9", "--backend", "onnx"]
     command += ["--levels", "1,3", "--out", str(out), "--results-dir", str(dated)]
     command += ["--precision", "fp32,int8"]  # two settings side by side
     subprocess.run(
@@ -37,19 +37,26 @@ def test_quick_bench_writes_results_plots_and_table_for_three_contestants(tmp_pa
         timeout=240,
     )
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"machine", "command", "model", "settings", *run.CONTESTANTS}
+    assert set(results) == {"machine", "command", "model", "settings", "targets", *run.CONTESTANTS}
+    assert [target["name"].split(" ")[0] for target in results["targets"]] == [
+        "service/limit",
+        "service/baseline",
+        "service/baseline",
+        "idle",
+    ]
     assert results["machine"]["cpu_model"]
     assert "avx2" in results["machine"]["cpu_features"] or platform.machine() != "x86_64"
     runs = {entry["setting"]: entry for entry in results["settings"]}
     assert list(runs) == ["fp32", "int8"]
     assert results["limit"] == runs["fp32"]["limit"]
     for entry in runs.values():
+        assert entry["forward_p50_ms"] > 0
         assert [level["concurrency"] for level in entry["limit"]] == [1, 3]
         assert [level["concurrency"] for level in entry["service"]] == [1, 3]
         assert set(entry["limit_cpu_seconds_per_text"]) == {"1", "3"}
         assert all(value > 0 for value in entry["limit_cpu_seconds_per_text"].values())
     assert "--quick" in results["command"]
-    assert "bench-deberta-tiny" in results["model"]
+    assert "bench-deberta-tiny-onnx" in results["model"] and "onnx" in results["model"]
     for contestant in run.CONTESTANTS:
         entries = results[contestant]
         assert [entry["concurrency"] for entry in entries] == [1, 3], contestant

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from service.settings import Settings
 from tests.infra.plans import Plan, without_region
 
 # Inputs of the core components allowed to differ between dev and prod (list indices dropped).
@@ -297,6 +298,15 @@ def test_a_gpu_pool_is_added_by_config_alone(plan_variant: Any) -> None:
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
     assert "gpuSharingConfig" not in gpu["guestAccelerators"][0]
+    env = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+    assert env["MODERATION_INFERENCE_LANES"] == "1"  # CPU pods: one lane per thread, the default
+    assert int(env["MODERATION_MAX_BATCH_CHARS"]) > Settings().max_batch_chars
+    cpu_pod = plan_variant("dev", lambda config: None).one(
+        "kubernetes:apps/v1:Deployment", "moderation-stable"
+    )["inputs"]["spec"]["template"]["spec"]
+    assert "MODERATION_INFERENCE_LANES" not in {
+        item["name"] for item in cpu_pod["containers"][0]["env"]
+    }
 
 
 def test_a_gpu_pool_can_time_share_its_l4_between_tracks(plan_variant: Any) -> None:

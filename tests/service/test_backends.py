@@ -1,4 +1,5 @@
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import bentoml
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench.deberta import KOALA_CATEGORIES, KOALA_LABELS, build_tiny_deberta
+from service.backends import InferenceLayout, inference_layout
 from service.catalog import Backend, ModelSpec
 from service.categories import CATEGORIES
 from service.moderation import CategoryScorer
@@ -152,6 +154,35 @@ def test_inference_threads_follow_the_setting_and_a_bad_value_is_refused(
     monkeypatch.setenv("MODERATION_INFERENCE_THREADS", "two")
     with pytest.raises(SettingsError, match="MODERATION_INFERENCE_THREADS"):
         CategoryScorer(koala_spec(stored_models.koala), stored)
+
+
+def test_inference_layout_splits_the_threads_into_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODERATION_INFERENCE_THREADS", "4")
+    monkeypatch.delenv("MODERATION_INFERENCE_LANES", raising=False)
+    assert inference_layout() == InferenceLayout(lanes=4, threads_per_lane=1)
+    monkeypatch.setenv("MODERATION_INFERENCE_LANES", "2")
+    assert inference_layout() == InferenceLayout(lanes=2, threads_per_lane=2)
+    monkeypatch.setenv("MODERATION_INFERENCE_LANES", "1")  # a GPU pod
+    assert inference_layout() == InferenceLayout(lanes=1, threads_per_lane=4)
+    monkeypatch.setenv("MODERATION_INFERENCE_LANES", "8")  # never more lanes than threads
+    assert inference_layout() == InferenceLayout(lanes=4, threads_per_lane=1)
+    monkeypatch.setenv("MODERATION_INFERENCE_LANES", "0")
+    with pytest.raises(SettingsError, match="MODERATION_INFERENCE_LANES"):
+        inference_layout()
+
+
+def test_lanes_may_call_one_scorer_at_once(stored_models: StoredModels) -> None:
+    """What the lanes do: one scorer, several threads, texts of varying length; each result is
+    the text's own, as scored alone."""
+    scorer = CategoryScorer(
+        koala_spec(stored_models.koala), bentoml.models.get(stored_models.koala)
+    )
+    texts = [f"{'word ' * (index % 13)}number {index}" for index in range(64)]
+    alone = {text: scorer.score([text])[0] for text in texts}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda text: scorer.score([text, text * 2])[0], texts))
+    for text, scores in zip(texts, together, strict=True):
+        assert scores == pytest.approx(alone[text], abs=1e-5)
 
 
 def test_labels_the_model_lacks_are_refused_at_load(stored_models: StoredModels) -> None:

@@ -198,6 +198,50 @@ def test_a_failing_call_fails_only_the_requests_in_it() -> None:
     run(scenario)
 
 
+def test_two_lanes_run_two_model_calls_at_once() -> None:
+    """Each call waits until the other has started: with one lane they never would."""
+    both_started = threading.Barrier(2, timeout=5)
+
+    def score(model: str, texts: list[str]) -> list[str]:
+        both_started.wait()
+        return texts
+
+    async def scenario() -> None:
+        batcher = Batcher(score, LIMITS, lanes=2)
+        # two models: two batches, one per lane
+        first = asyncio.create_task(batcher.submit("a", ["x"]))
+        second = asyncio.create_task(batcher.submit("b", ["y"]))
+        assert await asyncio.gather(first, second) == [["x"], ["y"]]
+        await batcher.stop()
+
+    run(scenario)
+
+
+def test_texts_wait_in_the_queue_not_in_a_lane_while_every_lane_is_busy() -> None:
+    """With both lanes held, later requests are not taken into a batch: a cancelled one is never
+    scored, and the rest share the next batch."""
+
+    async def scenario() -> None:
+        recorder = Recorder()
+        batcher = Batcher(recorder, LIMITS, lanes=2)
+        recorder.release.clear()
+        held = [asyncio.create_task(batcher.submit(model, ["busy"])) for model in ("p", "q")]
+        while len(batcher._batches) < 2:
+            await asyncio.sleep(0.01)
+        cancelled = asyncio.create_task(batcher.submit("m", ["dropped"]))
+        kept = [asyncio.create_task(batcher.submit("m", [text])) for text in ("k1", "k2")]
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        recorder.release.set()
+        assert [await task for task in kept] == [[("m", "k1")], [("m", "k2")]]
+        await asyncio.gather(*held)
+        assert ("m", ["k1", "k2"]) in recorder.calls
+        assert all("dropped" not in texts for _, texts in recorder.calls)
+        await batcher.stop()
+
+    run(scenario)
+
+
 def test_every_model_call_is_observed_with_its_size() -> None:
     async def scenario() -> None:
         seen: list[tuple[str, int]] = []

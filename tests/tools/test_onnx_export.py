@@ -1,7 +1,11 @@
 """`make export-onnx` (tools/onnx_export.py): the ONNX Runtime export of a stored model scores like
-the torch model it came from in fp32, and its int8 copy is really another model."""
+the torch model it came from in fp32, its layers run ONNX Runtime's fused operators, and its int8
+copy is really another model."""
+
+from collections import Counter
 
 import bentoml
+import onnx
 import pytest
 
 from service.moderation import CategoryScorer
@@ -11,7 +15,7 @@ from tools.onnx_export import export
 TEXTS = ["hello there", "I will hurt you", "", "x\x00\x1b y " * 40]
 
 
-def test_onnx_export_scores_like_torch_in_fp32_and_its_int8_copy_differs(
+def test_onnx_export_is_fused_scores_like_torch_in_fp32_and_its_int8_copy_differs(
     stored_models: StoredModels,
 ) -> None:
     exported = export(stored_models.koala, name="tiny-koala-onnx-test")
@@ -26,3 +30,6 @@ def test_onnx_export_scores_like_torch_in_fp32_and_its_int8_copy_differs(
     for expected, observed in zip(torch_scores, onnx_fp32.score(TEXTS), strict=True):
         assert list(observed.values()) == pytest.approx(list(expected.values()), abs=1e-4)
     assert onnx_int8.score(TEXTS) != onnx_fp32.score(TEXTS)
+    for file in ("model.onnx", "model.int8.onnx"):
+        operators = Counter(node.op_type for node in onnx.load(exported.path_of(file)).graph.node)
+        assert operators["SkipLayerNormalization"] > 0 and operators["BiasGelu"] > 0, operators
