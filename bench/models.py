@@ -24,7 +24,7 @@ from bench import deberta
 from bench.deberta import DEBERTA_V3_BASE, KOALA_CATEGORIES, KOALA_LABELS, TINY
 from bench.texts import corpus
 from service.catalog import FP32_CPU, Backend, ModelSpec
-from tools import onnx_export
+from tools import deberta_positions, onnx_export
 
 SEED = 0
 BASE_NAME = "bench-deberta-v3-base"
@@ -32,6 +32,13 @@ TINY_NAME = "bench-deberta-tiny"
 CATALOG_NAME = "bench-deberta"
 # They write the weights and the tokenizer: another version may write other bytes.
 BUILD_PACKAGES = ("torch", "transformers", "tokenizers")
+# They trace, fuse and quantise the ONNX export: another version may export another graph.
+EXPORT_PACKAGES = ("torch", "transformers", "onnx", "onnxruntime")
+EXPORT_SOURCES = (onnx_export, deberta_positions)
+
+
+def _digest(inputs: object) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def bench_model_tag(quick: bool = False) -> bentoml.Tag:
@@ -44,8 +51,7 @@ def bench_model_tag(quick: bool = False) -> bentoml.Tag:
         "corpus": list(corpus()),
         "packages": {package: metadata.version(package) for package in BUILD_PACKAGES},
     }
-    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-    return bentoml.Tag(TINY_NAME if quick else BASE_NAME, f"random-seed{SEED}-{digest[:16]}")
+    return bentoml.Tag(TINY_NAME if quick else BASE_NAME, f"random-seed{SEED}-{_digest(inputs)}")
 
 
 def ensure_bench_model(quick: bool = False) -> bentoml.Tag:
@@ -81,13 +87,18 @@ def ensure_bench_model(quick: bool = False) -> bentoml.Tag:
 
 def ensure_bench_onnx(tag: bentoml.Tag) -> bentoml.Tag:
     """The ONNX export (tools/onnx_export.py) of the benchmark model `tag`, exporting it first if
-    the store lacks it; it shares the version, so it follows the model's builder."""
-    name = bentoml.Tag(f"{tag.name}-onnx", tag.version)
+    the store lacks it. Its version is the model's plus a digest of the export's code and
+    packages, so it follows both the model's builder and the export recipe."""
+    recipe = {
+        "sources": [Path(str(module.__file__)).read_text() for module in EXPORT_SOURCES],
+        "packages": {package: metadata.version(package) for package in EXPORT_PACKAGES},
+    }
+    name = bentoml.Tag(f"{tag.name}-onnx", f"{tag.version}-{_digest(recipe)[:8]}")
     try:
         return bentoml.models.get(name).tag
     except NotFound:
         pass
-    exported = onnx_export.export(str(tag)).tag
+    exported = onnx_export.export(str(tag), name.name, name.version).tag
     for earlier in bentoml.models.list(name.name):
         if earlier.tag != exported:
             bentoml.models.delete(earlier.tag)

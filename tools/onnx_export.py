@@ -1,11 +1,13 @@
 """Export a stored transformers classifier for ONNX Runtime: `make export-onnx TAG=<name:version>`.
 
 An explicit, offline command (never a side effect of build or serve): it reads the stored model,
-traces it with torch.onnx (fp32, dynamic batch and sequence axes), fuses each layer's LayerNorm,
-residual add and GELU into ONNX Runtime's fused operators (its transformer optimizer), checks the
-result against torch on a few texts, writes a dynamically quantised int8 copy next to it with ONNX
-Runtime's quantiser, and stores both with the tokenizer and config as a new model
-`<name>-onnx:<version>` (same version as its source, label `source` naming the torch model).
+traces it with torch.onnx (fp32, dynamic batch and sequence axes; a DeBERTa-v2/v3 model's
+relative-position attention cut to the positions each input has, tools/deberta_positions.py),
+fuses each layer's LayerNorm, residual add and GELU into ONNX Runtime's fused operators (its
+transformer optimizer), checks the result against the unchanged torch model on short and long
+inputs, writes a dynamically quantised int8 copy next to it with ONNX Runtime's quantiser, and
+stores both with the tokenizer and config as a new model `<name>-onnx:<version>` (by default the
+source's version, label `source` naming the torch model).
 The catalog then serves it with `backend: onnx` and `validated: [fp32]`, plus `int8` where
 `make validate-precision` passes.
 """
@@ -26,6 +28,7 @@ import yaml
 
 from service.backends import ONNX_FILES
 from service.catalog import Precision
+from tools.deberta_positions import windowed_position_attention
 from tools.model_import import catalog_entry
 
 OPSET = 17
@@ -35,8 +38,9 @@ _CHECK_TEXTS = ("hello there", "a somewhat longer sentence, to vary the sequence
 _MODEL_FILES = ("*.safetensors", "*.bin", "*.onnx")
 
 
-def export(tag: str, name: str | None = None) -> bentoml.Model:
-    """Trace `tag` to ONNX (fp32 and int8) and store the result; return the new store model."""
+def export(tag: str, name: str | None = None, version: str | None = None) -> bentoml.Model:
+    """Trace `tag` to ONNX (fp32 and int8) and store the result as `name:version` (default: the
+    source's name + `-onnx` and its version); return the new store model."""
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -52,7 +56,7 @@ def export(tag: str, name: str | None = None) -> bentoml.Model:
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as work:
         traced = Path(work) / "traced.onnx"
         fp32 = Path(work) / ONNX_FILES[Precision.FP32]
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), windowed_position_attention(model):
             # The tracer warns about shape checks it freezes; self-attention keeps them true.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
@@ -85,7 +89,7 @@ def export(tag: str, name: str | None = None) -> bentoml.Model:
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         with bentoml.models.create(
-            bentoml.Tag(name or f"{source.tag.name}-onnx", source.tag.version),
+            bentoml.Tag(name or f"{source.tag.name}-onnx", version or source.tag.version),
             labels={"source": str(source.tag), "revision": source.info.labels.get("revision", "")},
             metadata={**source.info.metadata, "backend": "onnx", "opset": OPSET},
         ) as stored:
@@ -101,18 +105,27 @@ def export(tag: str, name: str | None = None) -> bentoml.Model:
 
 
 def _check_against_torch(path: Path, model: Any, tokenizer: Any) -> None:
+    """The short texts as one batch, then one text of the model's full length: DeBERTa-v3 buckets
+    relative positions logarithmically beyond 128 tokens, and its position window is widest."""
     import onnxruntime
     import torch
 
-    encoded = tokenizer(list(_CHECK_TEXTS[::-1]), padding=True, return_tensors="np")
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = {node.name: encoded[node.name].astype(np.int64) for node in session.get_inputs()}
-    (exported,) = session.run(["logits"], feed)
-    with torch.inference_mode():
-        expected = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
-    error = float(np.abs(exported - expected).max())
-    if error > MAX_EXPORT_ERROR:
-        raise RuntimeError(f"ONNX export of {path.name} differs from torch by {error:.2g}")
+    longest = model.config.max_position_embeddings
+    for texts in (_CHECK_TEXTS[::-1], (" ".join(_CHECK_TEXTS) * longest,)):
+        encoded = tokenizer(
+            list(texts), padding=True, truncation=True, max_length=longest, return_tensors="np"
+        )
+        feed = {node.name: encoded[node.name].astype(np.int64) for node in session.get_inputs()}
+        (exported,) = session.run(["logits"], feed)
+        with torch.inference_mode():
+            expected = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
+        error = float(np.abs(exported - expected).max())
+        if error > MAX_EXPORT_ERROR:
+            raise RuntimeError(
+                f"ONNX export of {path.name} differs from torch by {error:.2g} "
+                f"on {feed['input_ids'].shape[1]} tokens"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
