@@ -3,12 +3,12 @@
 In every layer, DeBERTa-v3 (KoalaAI/Text-Moderation's architecture) scores each token against all
 2 x 256 relative-position embeddings, copies those scores per text of the batch, and then gathers
 the L x L of them that an L-token sequence can use. For a 20-token text 472 of every 512 scores
-are thrown away. On one CPU thread, windowed, the int8 forward of the benchmark's median text
-took a fifth less time, and its texts a tenth fewer CPU seconds (docs/performance.md). Here each layer takes only the window of embeddings its gathers read:
+are thrown away. Here each layer takes only the window of embeddings its gathers read:
 span = the largest bucketed |relative position| + 1, rows att_span - span .. att_span + span - 1
 of the projected embeddings, and the gather indices shifted by the same amount. The scores are the
-same numbers; the projections of all the embeddings stay constant (ONNX Runtime folds them at
-load), only the window depends on the input.
+same numbers (on one CPU thread, the int8 forward of the benchmark's median text took a fifth less
+time, and its texts a tenth fewer CPU seconds: docs/performance.md). The projections of all the
+embeddings stay constant (ONNX Runtime folds them at load); only the window depends on the input.
 
 Used while tracing (tools/onnx_export.py); the export is then checked against the unpatched model.
 """
