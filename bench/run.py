@@ -3,10 +3,12 @@
 - `limit`: the kit's own scorer in this process (`service.moderation.CategoryScorer`), fed the
   same texts sorted by length (little padding) in batches of N, on as many lanes at once as the
   service has, in the setting the service runs: what the hardware allows; its best N is the
-  limit. Before the levels it scores each text alone on one lane: one in-process forward, what
-  an idle service's answer is held against.
+  limit. Before the levels it scores each text alone on one lane: one in-process forward.
 - `service`: the kit over HTTP as deployed (`bentoml serve service.app:Moderation`, API key on,
-  request log on), N concurrent clients, one text per request.
+  request log on), N concurrent clients, one text per request. Before the levels, `idle`: each
+  text alone, in turn, one in-process forward and then one request to the idle service; the idle
+  gap is the median over the texts of the request's time less the same text's forward (paired,
+  so neither the texts' lengths nor the machine's drift during the run weigh in).
 - `baseline`: the seed MVP (bench/mvp_baseline.py): one process, the model called once per
   request, fp32, N concurrent clients.
 
@@ -23,7 +25,8 @@ the harness sets the API key and, unless MODERATION_CATALOG names one, the catal
 the setting the service would choose on this machine. The first setting is held to the targets
 (`targets`; the exit status is 1 when one is missed): at the highest level the service completes
 >= 0.9x the limit at its best and >= 4x the baseline's texts (6x on a CPU with AMX) with at most
-half its p99, and one idle request takes at most 15 ms more than one in-process forward.
+half its p99, and one idle request takes at most 15 ms more than one in-process forward (the idle
+gap).
 `machine` records the CPU model and its features (the /proc/cpuinfo flags that decide a setting).
 
 Writes build/bench/results.json (`{"machine", "command", "model", "limit", "service",
@@ -54,11 +57,12 @@ from importlib import metadata
 from pathlib import Path
 
 import bentoml
+import httpx
 import numpy as np
 import yaml
 from pydantic import BaseModel
 
-from bench.load import LevelResult, run_level
+from bench.load import MODERATIONS_PATH, LevelResult, run_level
 from bench.models import bench_spec, ensure_bench_model, torch_fp32
 from bench.servers import REPO_ROOT, free_port, ready, start_process, start_server
 from bench.texts import SEED, moderation_texts
@@ -98,6 +102,16 @@ class Entry(BaseModel):
     errors: int
 
 
+class Idle(BaseModel):
+    """Each of `texts` alone, in turn: one in-process forward, then one request to the idle
+    service; `gap_p50_ms` is the median over the texts of the request less the forward."""
+
+    texts: int
+    forward_p50_ms: float
+    service_p50_ms: float
+    gap_p50_ms: float
+
+
 class SettingRun(BaseModel):
     """Limit and service in one setting (`service_runs`: what the service chose for it here)."""
 
@@ -106,6 +120,7 @@ class SettingRun(BaseModel):
     forward_p50_ms: float
     limit: list[Entry]
     service: list[Entry]
+    idle: Idle
     limit_cpu_seconds_per_text: dict[str, float]
 
 
@@ -179,8 +194,17 @@ def _printed(name: str, entry: Entry) -> Entry:
     return entry
 
 
+def reference_scorer(spec: ModelSpec, setting: Setting) -> CategoryScorer:
+    """The kit's own scorer in this process, in `setting`: the limit, and the idle reference."""
+    scorer = CategoryScorer(
+        spec, bentoml.models.get(spec.tag), Choice(setting, "asked for by bench.run")
+    )
+    scorer.score(moderation_texts(2))  # warm-up: first calls allocate
+    return scorer
+
+
 def bench_limit(
-    spec: ModelSpec, setting: Setting, texts: Sequence[str], levels: list[int]
+    scorer: CategoryScorer, texts: Sequence[str], levels: list[int]
 ) -> tuple[float, list[Entry], dict[str, float]]:
     """One in-process forward's median time (each text alone, one lane), then each level: the
     texts sorted by length and cut into batches of N (as the batcher groups by length, so
@@ -189,10 +213,7 @@ def bench_limit(
     batch, so a batch's time is its texts' latency. Also the CPU seconds per text at each N:
     unlike wall time, other work on the machine barely changes it, so it is the figure capacity
     planning scales from."""
-    choice = Choice(setting, "asked for by bench.run")
-    scorer = CategoryScorer(spec, bentoml.models.get(spec.tag), choice)
     texts = sorted(texts, key=len)
-    scorer.score(texts[:2])  # warm-up: first calls allocate
     alone = []
     for text in texts:
         sent = time.perf_counter()
@@ -215,8 +236,6 @@ def bench_limit(
         ]
         cpu_per_text[str(size)] = round((time.process_time() - cpu_started) / len(texts), 4)
         results.append(_printed("limit", _entry(size, len(texts), elapsed, latencies, 0)))
-    del scorer
-    gc.collect()
     return forward_p50_ms, results, cpu_per_text
 
 
@@ -271,10 +290,40 @@ def _server_env(catalog: Path, keep_moderation: bool) -> dict[str, str]:
     return env
 
 
+def bench_idle(
+    scorer: CategoryScorer, base_url: str, texts: Sequence[str], headers: dict[str, str]
+) -> Idle:
+    """Each text alone, in turn: one forward of `scorer` here, then one request to the idle
+    service at `base_url` (a request's time includes this client's, as in the levels)."""
+    forwards, requests = [], []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=REQUEST_TIMEOUT_S) as client:
+        client.post(MODERATIONS_PATH, json={"input": texts[0]}).raise_for_status()  # connect
+        for text in texts:
+            forwards.append(_timed(scorer, [text]))
+            sent = time.perf_counter()
+            response = client.post(MODERATIONS_PATH, json={"input": text})
+            requests.append(time.perf_counter() - sent)
+            response.raise_for_status()
+    forward, request = np.array(forwards) * 1000, np.array(requests) * 1000
+    idle = Idle(
+        texts=len(texts),
+        forward_p50_ms=round(float(np.median(forward)), 1),
+        service_p50_ms=round(float(np.median(request)), 1),
+        gap_p50_ms=round(float(np.median(request - forward)), 1),
+    )
+    print(
+        f"  idle: forward p50 {idle.forward_p50_ms} ms, request p50 {idle.service_p50_ms} ms, "
+        f"gap p50 {idle.gap_p50_ms} ms ({idle.texts} texts, each both ways)",
+        flush=True,
+    )
+    return idle
+
+
 def bench_service(
-    catalog: Path, texts: Sequence[str], levels: list[int], work: Path
-) -> tuple[list[Entry], list[LevelResult]]:
-    """The kit as deployed: API key on, request log on, its own batching."""
+    catalog: Path, texts: Sequence[str], levels: list[int], work: Path, scorer: CategoryScorer
+) -> tuple[list[Entry], list[LevelResult], Idle]:
+    """The kit as deployed: API key on, request log on, its own batching; first its idle gap
+    against `scorer`, the same setting in this process."""
     api_key = secrets.token_urlsafe(32)
     env = _server_env(catalog, keep_moderation=True)
     env.pop("MODERATION_AUTH_DISABLED", None)
@@ -283,8 +332,10 @@ def bench_service(
     process, port = start_server(env, work / "service.log")
     base_url = f"http://127.0.0.1:{port}"
     print(f"service on {base_url}", flush=True)
+    headers = {"Authorization": f"Bearer {api_key}"}
     with ready(process, base_url, work / "service.log"):
-        return sweep("service", base_url, texts, levels, {"Authorization": f"Bearer {api_key}"})
+        idle = bench_idle(scorer, base_url, texts, headers)
+        return (*sweep("service", base_url, texts, levels, headers), idle)
 
 
 def bench_baseline(
@@ -378,17 +429,19 @@ def markdown(results: Results, batches: list[LevelResult]) -> str:
     ]
     rows += [
         "",
-        "| setting (service runs) | one forward p50 ms | limit best texts/s "
-        "| service best texts/s | service/limit | limit CPU s per text at each N |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| setting (service runs) | one forward p50 ms | idle: forward / request / gap p50 ms "
+        "| limit best texts/s | service best texts/s | service/limit "
+        "| limit CPU s per text at each N |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for run in results.settings:
         limit_best = max(entry.texts_per_s for entry in run.limit)
         service_best = max(entry.texts_per_s for entry in run.service)
         cpu = ", ".join(f"{n}: {s}" for n, s in run.limit_cpu_seconds_per_text.items())
         rows.append(
-            f"| {run.setting} ({run.service_runs}) | {run.forward_p50_ms} | {limit_best:.2f} "
-            f"| {service_best:.2f} "
+            f"| {run.setting} ({run.service_runs}) | {run.forward_p50_ms} "
+            f"| {run.idle.forward_p50_ms} / {run.idle.service_p50_ms} / {run.idle.gap_p50_ms} "
+            f"| {limit_best:.2f} | {service_best:.2f} "
             f"| {_ratio(service_best, limit_best)} | {cpu} |"
         )
     return "\n".join(rows) + "\n"
@@ -412,9 +465,7 @@ def targets(run: SettingRun, baseline: list[Entry], cpu_flags: frozenset[str]) -
         ),
         _target(f"service/baseline p99 at N={n}", top.p99_ms / top_baseline.p99_ms, "<= 0.5"),
         _target(
-            "idle service p50 - one in-process forward p50, ms",
-            run.service[0].p50_ms - run.forward_p50_ms,
-            "<= 15",
+            "idle request - in-process forward, same text, p50 ms", run.idle.gap_p50_ms, "<= 15"
         ),
     ]
 
@@ -493,9 +544,12 @@ def main(argv: list[str] | None = None) -> int:
             runs_as = choice_on_this_node(alone)
             if runs_as.fallback:
                 print(f"  the service will not run {setting} here: {runs_as.reason}", flush=True)
-            forward_p50_ms, limit, cpu_per_text = bench_limit(spec, setting, texts, levels)
+            scorer = reference_scorer(spec, setting)
+            forward_p50_ms, limit, cpu_per_text = bench_limit(scorer, texts, levels)
             catalog = write_catalog(work / f"catalog-{str(setting).replace(':', '-')}.yaml", alone)
-            service, raw = bench_service(catalog, texts, levels, work)
+            service, raw, idle = bench_service(catalog, texts, levels, work, scorer)
+            del scorer
+            gc.collect()
             batches.append(raw)
             runs.append(
                 SettingRun(
@@ -504,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
                     forward_p50_ms=forward_p50_ms,
                     limit=limit,
                     service=service,
+                    idle=idle,
                     limit_cpu_seconds_per_text=cpu_per_text,
                 )
             )

@@ -51,6 +51,8 @@ def test_quick_bench_writes_results_plots_and_table_for_three_contestants(tmp_pa
     assert results["limit"] == runs["fp32"]["limit"]
     for entry in runs.values():
         assert entry["forward_p50_ms"] > 0
+        idle = entry["idle"]
+        assert idle["texts"] == 9 and idle["forward_p50_ms"] > 0 and idle["service_p50_ms"] > 0
         assert [level["concurrency"] for level in entry["limit"]] == [1, 3]
         assert [level["concurrency"] for level in entry["service"]] == [1, 3]
         assert set(entry["limit_cpu_seconds_per_text"]) == {"1", "3"}
