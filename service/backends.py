@@ -162,6 +162,8 @@ class OnnxScorer(TransformersScorer):
         providers = ["CPUExecutionProvider"]
         if setting.device is Device.GPU:
             providers.insert(0, "CUDAExecutionProvider")
+            # onnxruntime-gpu (the GPU image's) finds CUDA and cuDNN in torch's CUDA wheels
+            onnxruntime.preload_dlls()
         self._session = onnxruntime.InferenceSession(
             model.path_of(ONNX_FILES[setting.precision]), options, providers=providers
         )

@@ -35,9 +35,10 @@ def test_the_gpu_bento_has_a_cuda_runtime_and_the_cpu_bento_none() -> None:
     assert gpu.python.requirements_txt in BUILD_FILES
 
 
-def test_the_gpu_requirements_differ_from_the_cpu_ones_in_torch_alone() -> None:
+def test_the_gpu_requirements_differ_from_the_cpu_ones_in_their_cuda_builds_alone() -> None:
     cpu = _pins("requirements/service.txt")
     gpu = _pins(_config(GPU_BENTOFILE).python.requirements_txt)
     assert cpu.pop("torch").endswith("+cpu")
     assert "+" not in gpu.pop("torch")  # PyPI's torch: the CUDA build
+    assert gpu.pop("onnxruntime-gpu") == cpu.pop("onnxruntime")  # its CUDA execution provider
     assert gpu == cpu
