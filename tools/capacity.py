@@ -71,8 +71,8 @@ class CapacityRow:
 # runtime"); fp32 is the mean reference of its four runs (0.298, 0.333, 0.326, 0.301), each other
 # setting its candidate column; its ONNX rows are of the export before its position window and
 # torch.export (tools/onnx_export.py), each of which took CPU seconds off a text on the AVX2
-# machine (9% and 7%, side by side): they overstate the cost. On the AVX2 machine: one in-process run per setting (ONNX:
-# the mean of two runs of the current export).
+# machine (9% and 7%, side by side): they overstate the cost. On the AVX2 machine: one
+# in-process run per setting (ONNX: the mean of two runs of the current export).
 AMX_MACHINE = "a 2-vCPU Intel Xeon with AMX and avx512_bf16 (c3's Sapphire Rapids class)"
 AVX2_MACHINE = "a 2-vCPU AMD EPYC with AVX2, no AVX-512 (n2d's / t2d's Rome-Milan class), loaded"
 AMX_DATE = "2026-12-02"
