@@ -81,36 +81,29 @@ def _windowed_bias(
     rel_embeddings = rel_embeddings[0 : att_span * 2, :].unsqueeze(0)
     batch = query_layer.size(0) // self.num_attention_heads
 
-    def positions(project: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def position_scores(
+        content: torch.Tensor,
+        project: Callable[[torch.Tensor], torch.Tensor],
+        relative: torch.Tensor,
+    ) -> torch.Tensor:
+        """`content` against the window of projected positions, each score taken at its
+        relative position (shifted into the window) and scaled, as transformers does."""
         projected = self.transpose_for_scores(project(rel_embeddings), self.num_attention_heads)
-        return projected.index_select(1, window).repeat(batch, 1, 1)
-
-    def in_window(index: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(torch.clamp(index + span, min=0), span * 2 - 1)
+        positions = projected.index_select(1, window).repeat(batch, 1, 1)
+        scores = torch.bmm(content, positions.transpose(-1, -2))
+        index = torch.minimum(torch.clamp(relative + span, min=0), span * 2 - 1)
+        scores = torch.gather(
+            scores,
+            dim=-1,
+            index=index.squeeze(0).expand([content.size(0), content.size(1), relative.size(-1)]),
+        )
+        return scores / scaled_size_sqrt(positions, scale_factor).to(dtype=scores.dtype)
 
     score: torch.Tensor | int = 0
     if "c2p" in self.pos_att_type:
-        pos_key_layer = positions(self.key_proj if self.share_att_key else self.pos_key_proj)
-        scale = scaled_size_sqrt(pos_key_layer, scale_factor)
-        c2p_att = torch.bmm(query_layer, pos_key_layer.transpose(-1, -2))
-        c2p_att = torch.gather(
-            c2p_att,
-            dim=-1,
-            index=in_window(relative_pos)
-            .squeeze(0)
-            .expand([query_layer.size(0), query_layer.size(1), relative_pos.size(-1)]),
-        )
-        score += c2p_att / scale.to(dtype=c2p_att.dtype)
+        keys = self.key_proj if self.share_att_key else self.pos_key_proj
+        score += position_scores(query_layer, keys, relative_pos)
     if "p2c" in self.pos_att_type:
-        pos_query_layer = positions(self.query_proj if self.share_att_key else self.pos_query_proj)
-        scale = scaled_size_sqrt(pos_query_layer, scale_factor)
-        p2c_att = torch.bmm(key_layer, pos_query_layer.transpose(-1, -2))
-        p2c_att = torch.gather(
-            p2c_att,
-            dim=-1,
-            index=in_window(-r_pos)
-            .squeeze(0)
-            .expand([query_layer.size(0), key_layer.size(-2), key_layer.size(-2)]),
-        ).transpose(-1, -2)
-        score += p2c_att / scale.to(dtype=p2c_att.dtype)
+        queries = self.query_proj if self.share_att_key else self.pos_query_proj
+        score += position_scores(key_layer, queries, -r_pos).transpose(-1, -2)
     return score
