@@ -38,7 +38,7 @@ _MODEL_FILES = ("*.safetensors", "*.bin", "*.onnx")
 
 
 def export(tag: str, name: str | None = None, version: str | None = None) -> bentoml.Model:
-    """Trace `tag` to ONNX (fp32 and int8) and store the result as `name:version` (default: the
+    """Export `tag` to ONNX (fp32 and int8) and store the result as `name:version` (default: the
     source's name + `-onnx` and its version); return the new store model."""
     import onnx
     import torch
@@ -54,7 +54,7 @@ def export(tag: str, name: str | None = None, version: str | None = None) -> ben
     batch = torch.export.Dim("batch")
     sequence = torch.export.Dim("sequence", max=model.config.max_position_embeddings)
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as work:
-        traced = Path(work) / "traced.onnx"
+        exported = Path(work) / "exported.onnx"
         fp32 = Path(work) / ONNX_FILES[Precision.FP32]
         # torch.export's exporter: it computes each shape once, where the TorchScript tracer
         # recomputed them in every layer (DeBERTa-v3-base: 929 operators against 4,554): 7% fewer
@@ -75,11 +75,11 @@ def export(tag: str, name: str | None = None, version: str | None = None) -> ben
         # The exporter annotates every tensor's shape; once the optimizer below fuses operators
         # some of those annotations are stale, and the quantiser's shape inference fails on them.
         del graph.graph.value_info[:]
-        onnx.save(graph, traced)
+        onnx.save(graph, exported)
         # The BERT fusions also match DeBERTa's LayerNorm, residual and GELU (attention stays
         # unfused): ~20% fewer CPU seconds per text in int8 (docs/performance.md).
         fused = optimize_model(
-            str(traced),
+            str(exported),
             model_type="bert",
             num_heads=model.config.num_attention_heads,
             hidden_size=model.config.hidden_size,
